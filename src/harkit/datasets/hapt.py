@@ -1,0 +1,73 @@
+"""UCI HAPT (id 341): the raw 50 Hz accelerometer and gyroscope signals behind UCI-HAR."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harkit import HarkitError
+from harkit.datasets.base import Dataset, DefaultSplit, Recording, Source, register_dataset
+from harkit.datasets.windows import labels_from_segments
+
+BASIC = ["WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING", "STANDING", "LAYING"]
+TRANSITIONS = ["STAND_TO_SIT", "SIT_TO_STAND", "SIT_TO_LIE", "LIE_TO_SIT", "STAND_TO_LIE", "LIE_TO_STAND"]
+UCI_HAR_TEST_SUBJECTS = (2, 4, 9, 10, 12, 13, 18, 20, 24)
+
+
+def read_space_separated(path: Path, columns: int | None = None) -> np.ndarray:
+    """A whitespace-separated numeric file as float32 (pandas' C parser)."""
+    try:
+        frame = pd.read_csv(path, sep=r"\s+", header=None, dtype=np.float32, engine="c")
+    except (ValueError, pd.errors.ParserError) as error:
+        raise HarkitError(f"cannot parse {path}: {error}") from None
+    if columns is not None and frame.shape[1] != columns:
+        raise HarkitError(f"{path} has {frame.shape[1]} columns, expected {columns}")
+    return frame.to_numpy()
+
+
+@register_dataset
+class HAPT(Dataset):
+    """Labels come from `RawData/labels.txt` (0-based inclusive sample ranges); samples outside every
+    range are unlabelled. By default only the six UCI-HAR activities are windowed."""
+
+    key = "hapt"
+    title = "Smartphone-Based Recognition of Human Activities and Postural Transitions (UCI 341)"
+    source = Source(
+        "https://archive.ics.uci.edu/static/public/341/"
+        "smartphone+based+recognition+of+human+activities+and+postural+transitions.zip",
+        "smartphone+based+recognition+of+human+activities+and+postural+transitions.zip",
+    )
+    archive_names = ("HAPT Data Set.zip", "HAPT%20Data%20Set.zip", "hapt.zip")
+    marker = "RawData/labels.txt"
+    sampling_rate = 50.0
+    window = 128
+    overlap = 0.5
+    default_split = DefaultSplit(test_subjects=UCI_HAR_TEST_SUBJECTS)
+
+    def __init__(self, transitions: bool = False) -> None:
+        self.transitions = transitions
+        self.channels = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
+        self.classes = BASIC + TRANSITIONS if transitions else list(BASIC)
+
+    @property
+    def options(self) -> dict:
+        return {"transitions": self.transitions}
+
+    def read(self, root: Path) -> list[Recording]:
+        raw = root / "RawData"
+        labels = read_space_separated(raw / "labels.txt", columns=5).astype(np.int64)
+        recordings = []
+        for experiment, user in np.unique(labels[:, :2], axis=0):
+            stem = f"exp{experiment:02d}_user{user:02d}.txt"
+            acc = read_space_separated(raw / f"acc_{stem}", columns=3)
+            gyro = read_space_separated(raw / f"gyro_{stem}", columns=3)
+            if len(acc) != len(gyro):
+                raise HarkitError(f"acc_{stem} has {len(acc)} rows but gyro_{stem} has {len(gyro)}")
+            rows = labels[labels[:, 0] == experiment]
+            activity = rows[:, 2] - 1
+            activity = np.where(activity < len(self.classes), activity, -1)
+            per_sample = labels_from_segments(len(acc), rows[:, 3], rows[:, 4], activity)
+            recordings.append(Recording(np.hstack([acc, gyro]), per_sample, int(user), f"exp{experiment:02d}"))
+        return recordings

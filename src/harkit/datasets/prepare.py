@@ -1,0 +1,235 @@
+"""From a dataset key to normalised train / validation / test windows, cached on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from harkit import HarkitError
+from harkit.datasets.base import Dataset, Recording, Windows, get_dataset
+from harkit.datasets.download import default_cache_dir, locate
+from harkit.datasets.splits import SubjectSplit, test_mask, validation_mask
+from harkit.datasets.windows import fill_gaps, longest_segment, window_recordings, window_step
+
+log = logging.getLogger(__name__)
+
+# Bump whenever a change in this package changes the arrays it produces: old cache entries are then ignored.
+PREPROCESS_VERSION = 1
+PARTS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Everything besides the raw archive that decides the prepared arrays."""
+
+    window: int | None = None
+    overlap: float | None = None
+    split: SubjectSplit = field(default_factory=SubjectSplit)
+    val_fraction: float = 0.2
+    channels: tuple[str, ...] | None = None
+    normalize: bool = True
+    seed: int = 0
+
+
+@dataclass
+class Prepared:
+    """Train, validation and test windows plus `meta` (channels, classes, statistics, subjects)."""
+
+    train: Windows
+    val: Windows
+    test: Windows
+    meta: dict
+
+    def part(self, name: str) -> Windows:
+        return getattr(self, name)
+
+    def export(self, folder: Path) -> None:
+        """Write `x_<part>.npy`, `y_<part>.npy`, `subject_<part>.npy` and `meta.json`."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in PARTS:
+            part = self.part(name)
+            if name == "val" and len(part) == 0:
+                continue
+            np.save(folder / f"x_{name}.npy", np.ascontiguousarray(part.x, np.float32))
+            np.save(folder / f"y_{name}.npy", np.asarray(part.y, np.int64))
+            np.save(folder / f"subject_{name}.npy", np.asarray(part.subject, np.int64))
+        (folder / "meta.json").write_text(json.dumps(self.meta, indent=2))
+
+
+def cache_key(dataset: Dataset, config: PrepareConfig, fingerprint: str) -> str:
+    """Hash of everything that produced the arrays."""
+    payload = {
+        "dataset": dataset.key,
+        "options": dataset.options,
+        "source": fingerprint,
+        "config": asdict(config),
+        "version": PREPROCESS_VERSION,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _select_channels(dataset: Dataset, names: tuple[str, ...] | None) -> list[int]:
+    if names is None:
+        return list(range(len(dataset.channels)))
+    unknown = [n for n in names if n not in dataset.channels]
+    if unknown:
+        raise HarkitError(f"unknown channels {unknown} for {dataset.key}; channels are {dataset.channels}")
+    return [dataset.channels.index(n) for n in names]
+
+
+def _window(dataset: Dataset, raw: list[Recording] | Windows, window: int, overlap: float) -> Windows:
+    if isinstance(raw, Windows):
+        if (window, overlap) != (dataset.window, dataset.overlap):
+            raise HarkitError(
+                f"{dataset.key} is published already windowed ({dataset.window} samples, "
+                f"{dataset.overlap:.0%} overlap); it cannot be re-windowed to {window} / {overlap}"
+            )
+        return raw
+    recordings = []
+    for recording in raw:
+        signals = recording.signals[:: dataset.downsample]
+        labels = recording.labels[:: dataset.downsample]
+        recordings.append(Recording(fill_gaps(signals), labels, recording.subject, recording.session))
+    windows = window_recordings(recordings, window, window_step(window, overlap))
+    if len(windows) == 0:
+        longest = longest_segment(recordings)
+        raise HarkitError(
+            f"window {window} is longer than every labelled segment of {dataset.key} (the longest has "
+            f"{longest} samples at {dataset.rate:g} Hz); use a window of at most {longest}"
+        )
+    return windows
+
+
+def _normalise(parts: dict[str, Windows], normalize: bool) -> tuple[np.ndarray, np.ndarray]:
+    channels = parts["train"].x.shape[2]
+    if not normalize:
+        mean, std = np.zeros(channels, np.float32), np.ones(channels, np.float32)
+    else:
+        flat = parts["train"].x.reshape(-1, channels)
+        mean = np.nanmean(flat, axis=0, dtype=np.float64)
+        std = np.nanstd(flat, axis=0, dtype=np.float64)
+        mean = np.nan_to_num(mean).astype(np.float32)
+        std = np.where(np.isfinite(std) & (std > 1e-8), std, 1.0).astype(np.float32)
+    for part in parts.values():
+        part.x -= mean
+        part.x /= std
+        # Channels that were missing for a whole recording become the training mean.
+        np.nan_to_num(part.x, copy=False, nan=0.0)
+    return mean, std
+
+
+def _build(dataset: Dataset, root: Path, config: PrepareConfig) -> Prepared:
+    window = config.window or dataset.window
+    overlap = dataset.overlap if config.overlap is None else config.overlap
+    columns = _select_channels(dataset, config.channels)
+    raw = dataset.read(root)
+    windows = _window(dataset, raw, window, overlap)
+    if len(columns) != windows.x.shape[2]:
+        windows.x = windows.x[:, :, columns]
+    is_test = test_mask(windows, config.split, dataset.default_split)
+    if not is_test.any() or is_test.all():
+        raise HarkitError(
+            f"the split {config.split.describe()} leaves {'no' if not is_test.any() else 'only'} test "
+            f"windows in {dataset.key}; subjects present: {np.unique(windows.subject).tolist()}"
+        )
+    rest = windows.take(~is_test)
+    by_session = config.split.kind == "default" and dataset.default_split.by == "session"
+    is_val = validation_mask(rest, config.val_fraction, config.seed, by_session=by_session)
+    parts = {"train": rest.take(~is_val), "val": rest.take(is_val), "test": windows.take(is_test)}
+    mean, std = _normalise(parts, config.normalize)
+    channel_names = [dataset.channels[i] for i in columns]
+    meta = {
+        "dataset": dataset.key,
+        "options": dataset.options,
+        "channels": channel_names,
+        "classes": list(dataset.classes),
+        "window": window,
+        "overlap": overlap,
+        "step": window_step(window, overlap),
+        "sampling_rate": dataset.rate,
+        "split": config.split.describe(),
+        "val_fraction": config.val_fraction,
+        "seed": config.seed,
+        "normalize": config.normalize,
+        "mean": mean.tolist(),
+        "std": std.tolist(),
+        "subjects": {name: sorted(np.unique(p.subject).tolist()) for name, p in parts.items()},
+        "counts": {name: np.bincount(p.y, minlength=len(dataset.classes)).tolist() for name, p in parts.items()},
+        "version": PREPROCESS_VERSION,
+    }
+    return Prepared(parts["train"], parts["val"], parts["test"], meta)
+
+
+def _save(prepared: Prepared, folder: Path) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        for name in PARTS:
+            part = prepared.part(name)
+            np.save(staging / f"x_{name}.npy", part.x)
+            np.save(staging / f"y_{name}.npy", part.y)
+            np.save(staging / f"subject_{name}.npy", part.subject)
+            np.save(staging / f"session_{name}.npy", part.session.astype(str))
+        (staging / "meta.json").write_text(json.dumps(prepared.meta, indent=2))
+        os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _load(folder: Path) -> Prepared:
+    parts = {
+        name: Windows(
+            np.load(folder / f"x_{name}.npy", mmap_mode="r"),
+            np.load(folder / f"y_{name}.npy"),
+            np.load(folder / f"subject_{name}.npy"),
+            np.load(folder / f"session_{name}.npy"),
+        )
+        for name in PARTS
+    }
+    return Prepared(parts["train"], parts["val"], parts["test"], json.loads((folder / "meta.json").read_text()))
+
+
+def prepare(
+    dataset: str | Dataset,
+    config: PrepareConfig | None = None,
+    *,
+    data_dir: Path | str | None = None,
+    cache_dir: Path | str | None = None,
+    use_cache: bool = True,
+    allow_download: bool = True,
+    **options,
+) -> Prepared:
+    """Read, window, split and normalise a dataset; the result is cached under a key of all its inputs.
+
+    Args:
+        dataset: a registered key (see `list_datasets()`) or a `Dataset`.
+        config: window, overlap, split, validation fraction, channels, normalisation and seed.
+        data_dir: where archives or extracted trees are looked for (and downloaded to).
+        cache_dir: where extracted archives and prepared arrays are kept.
+        use_cache: read and write the cache.
+        allow_download: download a missing archive.
+        **options: reader options of the dataset, e.g. `transitions=True` for HAPT.
+    """
+    dataset = get_dataset(dataset, **options)
+    config = config or PrepareConfig()
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    root, fingerprint = locate(dataset, Path(data_dir) if data_dir else None, cache_dir, allow_download)
+    folder = cache_dir / "prepared" / f"{dataset.key}-{cache_key(dataset, config, fingerprint)}"
+    if use_cache and (folder / "meta.json").is_file():
+        log.info("using cached arrays in %s", folder)
+        return _load(folder)
+    prepared = _build(dataset, root, config)
+    prepared.meta["cache"] = str(folder)
+    if use_cache:
+        _save(prepared, folder)
+    return prepared
