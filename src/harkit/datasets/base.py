@@ -87,7 +87,7 @@ class Dataset:
     """A dataset: the facts about it and a reader of its raw format.
 
     Subclasses set the class attributes and implement `read`; readers know one raw format and nothing
-    else (windowing, splitting, normalisation and caching are shared, in `harkit.datasets.prepare`).
+    else (windowing, splitting, normalisation and caching are shared, in `harkit.datasets.pipeline`).
     """
 
     key: ClassVar[str]

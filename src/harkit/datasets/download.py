@@ -1,6 +1,7 @@
 """Finding a dataset's raw files: an extracted tree or an archive in the data directory, else a
 checked download. Archives are extracted atomically into the cache directory, so a read-only data
-directory works and an interrupted extraction leaves nothing half-written."""
+directory works and an interrupted extraction leaves nothing half-written.
+"""
 
 from __future__ import annotations
 
@@ -57,8 +58,13 @@ def _find_marker(base: Path, marker: str, depth: int = 2) -> Path | None:
         for folder in level:
             if (folder / marker).is_file():
                 return folder
-        level = [child for folder in level if folder.is_dir() for child in sorted(folder.iterdir())
-                 if child.is_dir() and not child.name.startswith(".")]
+        level = [
+            child
+            for folder in level
+            if folder.is_dir()
+            for child in sorted(folder.iterdir())
+            if child.is_dir() and not child.name.startswith(".")
+        ]
     return None
 
 
@@ -85,14 +91,13 @@ def extract(dataset: Dataset, archive: Path, destination: Path) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}-", dir=destination.parent))
     try:
         _extract_into(dataset, archive, staging)
-        for inner in list(staging.rglob("*")):
-            if inner.is_file() and inner.name.endswith(ARCHIVE_SUFFIXES) and _find_marker(staging, dataset.marker) is None:
+        if _find_marker(staging, dataset.marker, depth=3) is None:
+            # Some owners publish a zip holding the dataset's own zip (PAMAP2 on the current UCI site).
+            for inner in [p for p in staging.rglob("*") if p.is_file() and p.name.endswith(ARCHIVE_SUFFIXES)]:
                 _extract_into(dataset, inner, inner.parent)
                 inner.unlink()
         if _find_marker(staging, dataset.marker, depth=3) is None:
-            raise HarkitError(
-                f"{archive} does not contain {dataset.marker!r}: it is not the {dataset.title} archive"
-            )
+            raise HarkitError(f"{archive} does not contain {dataset.marker!r}: it is not the {dataset.title} archive")
         os.replace(staging, destination)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

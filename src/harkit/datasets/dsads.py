@@ -12,11 +12,25 @@ from harkit import HarkitError
 from harkit.datasets.base import Dataset, DefaultSplit, Recording, Source, register_dataset
 
 ACTIVITIES = [
-    "sitting", "standing", "lying on back", "lying on right side", "ascending stairs", "descending stairs",
-    "standing in an elevator", "moving around in an elevator", "walking in a parking lot",
-    "walking on a treadmill flat", "walking on a treadmill inclined", "running on a treadmill",
-    "exercising on a stepper", "exercising on a cross trainer", "cycling horizontal", "cycling vertical",
-    "rowing", "jumping", "playing basketball",
+    "sitting",
+    "standing",
+    "lying on back",
+    "lying on right side",
+    "ascending stairs",
+    "descending stairs",
+    "standing in an elevator",
+    "moving around in an elevator",
+    "walking in a parking lot",
+    "walking on a treadmill flat",
+    "walking on a treadmill inclined",
+    "running on a treadmill",
+    "exercising on a stepper",
+    "exercising on a cross trainer",
+    "cycling horizontal",
+    "cycling vertical",
+    "rowing",
+    "jumping",
+    "playing basketball",
 ]
 UNITS = ["torso", "right_arm", "left_arm", "right_leg", "left_leg"]
 SEGMENT_SAMPLES = 125
@@ -25,7 +39,8 @@ SEGMENT_SAMPLES = 125
 @register_dataset
 class DSADS(Dataset):
     """The 60 five-second files of one activity and subject are consecutive, so they are joined into one
-    recording of 5 minutes; windows may cross file boundaries but never activities or subjects."""
+    recording of 5 minutes; windows may cross file boundaries but never activities or subjects.
+    """
 
     key = "dsads"
     title = "Daily and Sports Activities (UCI 256)"
@@ -41,8 +56,9 @@ class DSADS(Dataset):
     default_split = DefaultSplit(test_subjects=(7, 8))
 
     def __init__(self) -> None:
-        self.channels = [f"{unit}_{sensor}_{axis}" for unit in UNITS for sensor in ("acc", "gyro", "mag")
-                         for axis in "xyz"]
+        self.channels = [
+            f"{unit}_{sensor}_{axis}" for unit in UNITS for sensor in ("acc", "gyro", "mag") for axis in "xyz"
+        ]
         self.classes = list(ACTIVITIES)
 
     def read(self, root: Path) -> list[Recording]:

@@ -30,7 +30,8 @@ def read_space_separated(path: Path, columns: int | None = None) -> np.ndarray:
 @register_dataset
 class HAPT(Dataset):
     """Labels come from `RawData/labels.txt` (0-based inclusive sample ranges); samples outside every
-    range are unlabelled. By default only the six UCI-HAR activities are windowed."""
+    range are unlabelled. By default only the six UCI-HAR activities are windowed.
+    """
 
     key = "hapt"
     title = "Smartphone-Based Recognition of Human Activities and Postural Transitions (UCI 341)"

@@ -11,10 +11,22 @@ from harkit.datasets.base import UNLABELLED, Dataset, DefaultSplit, Recording, S
 from harkit.datasets.hapt import read_space_separated
 
 GESTURES = {
-    406516: "Open Door 1", 406517: "Open Door 2", 404516: "Close Door 1", 404517: "Close Door 2",
-    406520: "Open Fridge", 404520: "Close Fridge", 406505: "Open Dishwasher", 404505: "Close Dishwasher",
-    406519: "Open Drawer 1", 404519: "Close Drawer 1", 406511: "Open Drawer 2", 404511: "Close Drawer 2",
-    406508: "Open Drawer 3", 404508: "Close Drawer 3", 408512: "Clean Table", 407521: "Drink from Cup",
+    406516: "Open Door 1",
+    406517: "Open Door 2",
+    404516: "Close Door 1",
+    404517: "Close Door 2",
+    406520: "Open Fridge",
+    404520: "Close Fridge",
+    406505: "Open Dishwasher",
+    404505: "Close Dishwasher",
+    406519: "Open Drawer 1",
+    404519: "Close Drawer 1",
+    406511: "Open Drawer 2",
+    404511: "Close Drawer 2",
+    406508: "Open Drawer 3",
+    404508: "Close Drawer 3",
+    408512: "Clean Table",
+    407521: "Drink from Cup",
     405506: "Toggle Switch",
 }
 LOCOMOTION = {1: "Stand", 2: "Walk", 4: "Sit", 5: "Lie"}
@@ -23,9 +35,24 @@ SESSIONS = ["ADL1", "ADL2", "ADL3", "ADL4", "ADL5", "Drill"]
 
 ACCELEROMETERS = ["RKN^", "HIP", "LUA^", "RUA_", "LH", "BACK", "RKN_", "RWR", "RUA^", "LUA_", "LWR", "RH"]
 IMUS = {"BACK": 37, "RUA": 50, "RLA": 63, "LUA": 76, "LLA": 89}
-SHOE_SIGNALS = ["Eu_x", "Eu_y", "Eu_z", "Nav_A_x", "Nav_A_y", "Nav_A_z", "Body_A_x", "Body_A_y", "Body_A_z",
-                "AngVelBodyFrame_x", "AngVelBodyFrame_y", "AngVelBodyFrame_z", "AngVelNavFrame_x",
-                "AngVelNavFrame_y", "AngVelNavFrame_z", "Compass"]
+SHOE_SIGNALS = [
+    "Eu_x",
+    "Eu_y",
+    "Eu_z",
+    "Nav_A_x",
+    "Nav_A_y",
+    "Nav_A_z",
+    "Body_A_x",
+    "Body_A_y",
+    "Body_A_z",
+    "AngVelBodyFrame_x",
+    "AngVelBodyFrame_y",
+    "AngVelBodyFrame_z",
+    "AngVelNavFrame_x",
+    "AngVelNavFrame_y",
+    "AngVelNavFrame_z",
+    "Compass",
+]
 
 
 def body_worn_channels() -> tuple[list[int], list[str]]:

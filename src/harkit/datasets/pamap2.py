@@ -11,9 +11,18 @@ from harkit.datasets.hapt import read_space_separated
 
 # activityID -> class name, the 12 protocol activities; 0 (transient) and the rest are unlabelled.
 ACTIVITIES = {
-    1: "lying", 2: "sitting", 3: "standing", 4: "walking", 5: "running", 6: "cycling",
-    7: "Nordic walking", 12: "ascending stairs", 13: "descending stairs", 16: "vacuum cleaning",
-    17: "ironing", 24: "rope jumping",
+    1: "lying",
+    2: "sitting",
+    3: "standing",
+    4: "walking",
+    5: "running",
+    6: "cycling",
+    7: "Nordic walking",
+    12: "ascending stairs",
+    13: "descending stairs",
+    16: "vacuum cleaning",
+    17: "ironing",
+    24: "rope jumping",
 }
 IMUS = {"hand": 3, "chest": 20, "ankle": 37}
 # Within one IMU's 17 columns: acc16 (1-3), acc6 (4-6), gyro (7-9), magnetometer (10-12).
@@ -44,9 +53,7 @@ class PAMAP2(Dataset):
 
     def __init__(self, optional: bool = False) -> None:
         self.optional = optional
-        self.columns = [
-            IMUS[imu] + SENSORS[sensor] + axis for imu in IMUS for sensor in SENSORS for axis in range(3)
-        ]
+        self.columns = [IMUS[imu] + SENSORS[sensor] + axis for imu in IMUS for sensor in SENSORS for axis in range(3)]
         self.channels = [f"{imu}_{sensor}_{axis}" for imu in IMUS for sensor in SENSORS for axis in "xyz"]
         self.classes = list(ACTIVITIES.values())
 

@@ -1,5 +1,6 @@
 """Subject-wise splits: the dataset's default test part, explicit subjects, leave-one-subject-out and
-k folds by subject, and a validation part carved from the training subjects."""
+k folds by subject, and a validation part carved from the training subjects.
+"""
 
 from __future__ import annotations
 
@@ -48,8 +49,7 @@ class SubjectSplit:
         raise HarkitError(f"cannot read split {text!r}; use default, loso, K (folds) or s:1,2,3")
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "test_subjects": list(self.test_subjects), "folds": self.folds,
-                "fold": self.fold}
+        return {"kind": self.kind, "test_subjects": list(self.test_subjects), "folds": self.folds, "fold": self.fold}
 
 
 def count_folds(split: SubjectSplit, subjects: np.ndarray) -> int:
@@ -74,8 +74,7 @@ def test_mask(windows: Windows, split: SubjectSplit, default: DefaultSplit) -> n
         missing = set(split.test_subjects) - set(np.unique(subjects).tolist())
         if missing:
             raise HarkitError(
-                f"test subjects {sorted(missing)} are not in the data; subjects are "
-                f"{np.unique(subjects).tolist()}"
+                f"test subjects {sorted(missing)} are not in the data; subjects are {np.unique(subjects).tolist()}"
             )
         return np.isin(subjects, split.test_subjects)
     splitter = LeaveOneGroupOut() if split.kind == "loso" else GroupKFold(n_splits=split.folds)
@@ -92,9 +91,7 @@ def test_mask(windows: Windows, split: SubjectSplit, default: DefaultSplit) -> n
     raise AssertionError("unreachable")
 
 
-def validation_mask(
-    windows: Windows, fraction: float, seed: int, by_session: bool = False
-) -> np.ndarray:
+def validation_mask(windows: Windows, fraction: float, seed: int, by_session: bool = False) -> np.ndarray:
     """Boolean mask of a validation part: whole training subjects (or recordings) drawn with a seed."""
     if fraction <= 0 or len(windows) == 0:
         return np.zeros(len(windows), bool)

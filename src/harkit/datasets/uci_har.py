@@ -16,7 +16,8 @@ SIGNALS = [f"{kind}_{axis}" for kind in ("body_acc", "body_gyro", "total_acc") f
 @register_dataset
 class UCIHAR(Dataset):
     """The nine `Inertial Signals` files of each split are stacked into `[n, 128, 9]`. The published
-    train/test split is by subject, so the default split reproduces it exactly."""
+    train/test split is by subject, so the default split reproduces it exactly.
+    """
 
     key = "uci-har"
     title = "Human Activity Recognition Using Smartphones (UCI 240)"

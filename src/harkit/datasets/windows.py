@@ -35,9 +35,7 @@ def fill_gaps(signals: np.ndarray) -> np.ndarray:
     return filled.to_numpy(dtype=np.float32)
 
 
-def labels_from_segments(
-    n_samples: int, starts: np.ndarray, ends: np.ndarray, values: np.ndarray
-) -> np.ndarray:
+def labels_from_segments(n_samples: int, starts: np.ndarray, ends: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Per-sample labels from segments `[start, end]` (inclusive); samples in no segment are unlabelled."""
     labels = np.full(n_samples, UNLABELLED, dtype=np.int64)
     starts = np.clip(np.asarray(starts, np.int64), 0, n_samples)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import re
 from pathlib import Path
 
@@ -74,5 +75,5 @@ class WISDM(Dataset):
         bounds = np.concatenate([[0], np.flatnonzero(np.diff(users)) + 1, [len(users)]])
         return [
             Recording(signals[a:b], labels[a:b], int(users[a]), f"run{i:03d}")
-            for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
+            for i, (a, b) in enumerate(itertools.pairwise(bounds))
         ]
