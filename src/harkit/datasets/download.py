@@ -43,6 +43,23 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def archive_checksum(path: Path, cache_dir: Path) -> str:
+    """SHA-256 of an archive, remembered per (path, size, modification time) so it is computed once."""
+    memo_path = cache_dir / "checksums.json"
+    memo = json.loads(memo_path.read_text()) if memo_path.is_file() else {}
+    stat = path.stat()
+    key, stamp = str(path.resolve()), [stat.st_size, stat.st_mtime_ns]
+    if key in memo and memo[key][:2] == stamp:
+        return memo[key][2]
+    checksum = sha256_of(path)
+    memo[key] = [*stamp, checksum]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = memo_path.with_suffix(f".{os.getpid()}.tmp")
+    staging.write_text(json.dumps(memo, indent=1))
+    os.replace(staging, memo_path)
+    return checksum
+
+
 def tree_fingerprint(root: Path) -> str:
     """A cheap identity for an extracted tree: relative path, size and modification time of every file."""
     entries = sorted(
@@ -183,7 +200,7 @@ def locate(
             )
         archives = [download(dataset, data_dir)]
     archive = archives[0]
-    checksum = sha256_of(archive)
+    checksum = archive_checksum(archive, cache_dir)
     destination = cache_dir / "extracted" / f"{dataset.key}-{checksum[:16]}"
     if not destination.is_dir():
         log.info("extracting %s into %s", archive, destination)

@@ -16,10 +16,15 @@ TRANSITIONS = ["STAND_TO_SIT", "SIT_TO_STAND", "SIT_TO_LIE", "LIE_TO_SIT", "STAN
 UCI_HAR_TEST_SUBJECTS = (2, 4, 9, 10, 12, 13, 18, 20, 24)
 
 
-def read_space_separated(path: Path, columns: int | None = None) -> np.ndarray:
-    """A whitespace-separated numeric file as float32 (pandas' C parser)."""
+def read_space_separated(path: Path, columns: int | None = None, single_space: bool = False) -> np.ndarray:
+    """A whitespace-separated numeric file as float32 (pandas' C parser).
+
+    `single_space` says values are separated by exactly one space, which parses twice as fast.
+    """
+    if not path.is_file():
+        raise HarkitError(f"{path} is missing: the archive is incomplete")
     try:
-        frame = pd.read_csv(path, sep=r"\s+", header=None, dtype=np.float32, engine="c")
+        frame = pd.read_csv(path, sep=" " if single_space else r"\s+", header=None, dtype=np.float32, engine="c")
     except (ValueError, pd.errors.ParserError) as error:
         raise HarkitError(f"cannot parse {path}: {error}") from None
     if columns is not None and frame.shape[1] != columns:
@@ -62,8 +67,8 @@ class HAPT(Dataset):
         recordings = []
         for experiment, user in np.unique(labels[:, :2], axis=0):
             stem = f"exp{experiment:02d}_user{user:02d}.txt"
-            acc = read_space_separated(raw / f"acc_{stem}", columns=3)
-            gyro = read_space_separated(raw / f"gyro_{stem}", columns=3)
+            acc = read_space_separated(raw / f"acc_{stem}", columns=3, single_space=True)
+            gyro = read_space_separated(raw / f"gyro_{stem}", columns=3, single_space=True)
             if len(acc) != len(gyro):
                 raise HarkitError(f"acc_{stem} has {len(acc)} rows but gyro_{stem} has {len(gyro)}")
             rows = labels[labels[:, 0] == experiment]

@@ -111,19 +111,20 @@ def _window(dataset: Dataset, raw: list[Recording] | Windows, window: int, overl
 
 def _normalise(parts: dict[str, Windows], normalize: bool) -> tuple[np.ndarray, np.ndarray]:
     channels = parts["train"].x.shape[2]
+    has_nan = any(np.isnan(part.x).any() for part in parts.values())
     if not normalize:
         mean, std = np.zeros(channels, np.float32), np.ones(channels, np.float32)
     else:
         flat = parts["train"].x.reshape(-1, channels)
-        mean = np.nanmean(flat, axis=0, dtype=np.float64)
-        std = np.nanstd(flat, axis=0, dtype=np.float64)
-        mean = np.nan_to_num(mean).astype(np.float32)
+        mean_of, std_of = (np.nanmean, np.nanstd) if has_nan else (np.mean, np.std)
+        mean = np.nan_to_num(mean_of(flat, axis=0, dtype=np.float64)).astype(np.float32)
+        std = std_of(flat, axis=0, dtype=np.float64)
         std = np.where(np.isfinite(std) & (std > 1e-8), std, 1.0).astype(np.float32)
     for part in parts.values():
         part.x -= mean
         part.x /= std
-        # Channels that were missing for a whole recording become the training mean.
-        np.nan_to_num(part.x, copy=False, nan=0.0)
+        if has_nan:  # channels missing for a whole recording become the training mean
+            np.nan_to_num(part.x, copy=False, nan=0.0)
     return mean, std
 
 
