@@ -17,3 +17,23 @@ def isolated_dirs(tmp_path, monkeypatch):
 @pytest.fixture
 def hapt_dir(tmp_path):
     return raw.write_hapt(tmp_path / "hapt")
+
+
+@pytest.fixture
+def tiny_config(hapt_dir):
+    """A fast training configuration on the HAPT fixture."""
+    from harkit.training.engine import TrainConfig
+
+    return TrainConfig(
+        dataset="hapt",
+        model="sann",
+        epochs=3,
+        batch_size=8,
+        model_options={"width": 0.125},
+        data_dir=str(hapt_dir),
+        window=32,
+        overlap=0.5,
+        val_fraction=0.5,
+        patience=None,
+        threads=1,
+    )

@@ -153,5 +153,173 @@ def print_prepared(prepared) -> None:
     console.print(table)
 
 
+@app.command()
+def models(
+    dataset: Annotated[str | None, typer.Option(help="Take window, channels and classes from this dataset.")] = None,
+    window: Annotated[int, typer.Option(help="Window length.")] = 128,
+    channels: Annotated[int, typer.Option(help="Number of channels.")] = 9,
+    classes: Annotated[int, typer.Option(help="Number of classes.")] = 6,
+) -> None:
+    """List the models with parameter counts and multiply-adds for one input shape."""
+    from harkit.datasets import get_dataset
+    from harkit.evaluation.cost import count_macs
+    from harkit.models import count_parameters, create_model, list_models, model_options
+
+    def body():
+        nonlocal window, channels, classes
+        if dataset:
+            facts = get_dataset(dataset)
+            window, channels, classes = facts.window, len(facts.channels), len(facts.classes)
+        table = Table(title=f"models for windows of {window} x {channels}, {classes} classes")
+        for column in ("model", "parameters", "MACs / window", "options"):
+            table.add_column(column, justify="right" if column in ("parameters", "MACs / window") else "left")
+        for name in list_models():
+            model = create_model(name, window, channels, classes)
+            options = ", ".join(f"{k}={v}" for k, v in model_options(name).items())
+            table.add_row(name, f"{count_parameters(model):,}", f"{count_macs(model, window, channels):,}", options)
+        console.print(table)
+
+    _run(body)
+
+
+def print_metrics(metrics: dict) -> None:
+    """The headline numbers and the per-class table of an evaluated run."""
+    latency = metrics["latency"]
+    batch = next(k for k in latency if k.startswith("batch_") and k != "batch_1")
+    console.print(
+        f"[bold]{metrics['model']}[/] on [bold]{metrics['dataset']}[/] ({metrics['samples']} test windows): "
+        f"accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  "
+        f"macro precision {metrics['macro_precision']:.4f}  macro recall {metrics['macro_recall']:.4f}  "
+        f"weighted F1 {metrics['weighted_f1']:.4f}",
+        highlight=False,
+    )
+    console.print(
+        f"{metrics['parameters']:,} parameters, {metrics['macs_per_window']:,} MACs per window; latency on "
+        f"{latency['device']}: {latency['batch_1']['median_ms']:.2f} ms per window at batch 1, "
+        f"{latency[batch]['median_ms']:.1f} ms per batch of {batch[6:]}",
+        highlight=False,
+    )
+    table = Table()
+    for column in ("class", "precision", "recall", "F1", "support", "share"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for row in metrics["per_class"]:
+        table.add_row(
+            row["class"],
+            f"{row['precision']:.3f}",
+            f"{row['recall']:.3f}",
+            f"{row['f1']:.3f}",
+            str(row["support"]),
+            f"{row['proportion']:.1%}",
+        )
+    console.print(table)
+
+
+@app.command()
+def train(
+    dataset: Annotated[str, typer.Option(help="Dataset key.")],
+    model: Annotated[str, typer.Option(help="Model name (see `harkit models`).")] = "sann",
+    out: Annotated[Path | None, typer.Option(help="Run directory [runs/<dataset>-<model>-<time>].")] = None,
+    epochs: Annotated[int, typer.Option(help="Epochs.")] = 30,
+    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 128,
+    lr: Annotated[float, typer.Option(help="Learning rate (AdamW).")] = 5e-4,
+    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 1e-3,
+    patience: Annotated[int, typer.Option(help="Early stopping patience in epochs; 0 turns it off.")] = 10,
+    label_smoothing: Annotated[float, typer.Option(help="Label smoothing of the cross-entropy.")] = 0.0,
+    class_weights: Annotated[bool, typer.Option(help="Weight classes by inverse frequency.")] = False,
+    l1: Annotated[float, typer.Option(help="L1 penalty on weights.")] = 0.0,
+    l2: Annotated[float, typer.Option(help="L2 penalty on weights (besides weight decay).")] = 0.0,
+    dropout: Annotated[float | None, typer.Option(help="Dropout [model default].")] = None,
+    width: Annotated[float | None, typer.Option(help="Width multiplier of convolutional models.")] = None,
+    model_option: Annotated[list[str] | None, typer.Option(help="Model option KEY=VALUE, repeatable.")] = None,
+    augment: Annotated[str | None, typer.Option(help="e.g. rotation=30,jitter=0.05,scale=0.1,shift=0.1")] = None,
+    precision: Annotated[str, typer.Option(help="auto, fp32, fp16 (CUDA) or bf16.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    threads: Annotated[int | None, typer.Option(help="CPU threads [all available cores].")] = None,
+    seed: Seed = 0,
+    data_dir: DataDir = None,
+    window: Window = None,
+    overlap: Overlap = None,
+    split: Split = "default",
+    fold: Fold = 0,
+    folds: Annotated[str | None, typer.Option(help="Cross-validate: loso or K; one model per fold.")] = None,
+    val_fraction: ValFraction = 0.2,
+    channels: Channels = None,
+    option: Options = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace a run already in --out.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train a model on a dataset, then evaluate it on the test split."""
+    import time as _time
+
+    from harkit.datasets import SubjectSplit
+    from harkit.training.augment import AugmentConfig
+    from harkit.training.engine import TrainConfig
+    from harkit.training.engine import train as train_run
+
+    def body():
+        options = parse_options(model_option) | {"dropout": dropout, "width": width}
+        config = TrainConfig(
+            dataset=dataset,
+            model=model,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            patience=patience or None,
+            label_smoothing=label_smoothing,
+            class_weights=class_weights,
+            l1=l1,
+            l2=l2,
+            model_options={k: v for k, v in options.items() if v is not None},
+            augment=AugmentConfig.parse(augment),
+            precision=precision,
+            device=device,
+            threads=threads,
+            seed=seed,
+            data_dir=str(data_dir) if data_dir else None,
+            window=window,
+            overlap=overlap,
+            split=SubjectSplit.parse(split, fold),
+            val_fraction=val_fraction,
+            channels=tuple(channels.split(",")) if channels else None,
+            dataset_options=parse_options(option),
+        )
+        run = out or Path("runs") / f"{dataset.replace('/', '_')}-{model}-{_time.strftime('%Y%m%d-%H%M%S')}"
+        if folds:
+            from harkit.training.crossval import cross_validate
+
+            summary = cross_validate(config, run, folds, resume=resume, overwrite=overwrite, progress=progress)
+            print_cross_validation(summary)
+        else:
+            run = train_run(config, run, resume=resume, overwrite=overwrite, progress=progress)
+            print_metrics(json.loads((run / "metrics.json").read_text()))
+        console.print(f"run directory: {run}")
+
+    _run(body)
+
+
+def print_cross_validation(summary: dict) -> None:
+    """One row per fold and the mean and standard deviation of each metric."""
+    keys = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")
+    table = Table(title=f"{summary['model']} on {summary['dataset']}, {summary['scheme']} cross-validation")
+    table.add_column("fold")
+    table.add_column("test subjects")
+    for key in keys:
+        table.add_column(key, justify="right")
+    for row in summary["folds"]:
+        table.add_row(str(row["fold"]), " ".join(map(str, row["test_subjects"])), *(f"{row[k]:.4f}" for k in keys))
+    table.add_row("mean ± std", "", *(f"{summary['mean'][k]:.4f} ± {summary['std'][k]:.4f}" for k in keys))
+    console.print(table)
+
+
+@app.command()
+def evaluate(run: Annotated[Path, typer.Argument(help="Run directory written by `harkit train`.")]) -> None:
+    """Evaluate a trained run on its test split: metrics, per-class table, confusion, cost, plots."""
+    from harkit.evaluation.evaluate import evaluate_run
+
+    _run(lambda: print_metrics(evaluate_run(run)))
+
+
 if __name__ == "__main__":
     app()

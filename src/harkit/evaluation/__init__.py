@@ -1,0 +1,1 @@
+"""Metrics, latency, plots and reports of trained runs."""

@@ -1,0 +1,1 @@
+"""Training: the engine, augmentation and checkpoints."""

@@ -1,0 +1,438 @@
+"""The training engine: one loop, read top to bottom.
+
+Arrays in, run directory out. The engine never looks at which dataset the arrays came from; a run
+directory holds everything downstream steps need: `config.json`, `history.csv`, `best.pt` (the
+model with the best validation macro F1), `last.pt` (everything needed to resume) and `metrics.json`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+
+from harkit import HarkitError
+from harkit.datasets import PrepareConfig, Prepared, SubjectSplit, prepare, sensor_groups
+from harkit.evaluation.metrics import macro_f1
+from harkit.models import count_parameters, create_model, model_options
+from harkit.training.augment import AugmentConfig, Augmenter
+from harkit.training.checkpoint import load_checkpoint, save_checkpoint
+
+log = logging.getLogger(__name__)
+HISTORY_FIELDS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_macro_f1", "lr", "seconds"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; written to `config.json` in the run directory."""
+
+    dataset: str
+    model: str
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 5e-4
+    weight_decay: float = 1e-3
+    step_size: int | None = None  # StepLR step; None means epochs // 3
+    gamma: float = 0.5
+    patience: int | None = 10  # early stopping on validation macro F1; None turns it off
+    label_smoothing: float = 0.0
+    class_weights: bool = False
+    l1: float = 0.0
+    l2: float = 0.0
+    model_options: dict = field(default_factory=dict)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    precision: str = "auto"  # auto | fp32 | fp16 | bf16
+    device: str = "auto"
+    threads: int | None = None
+    seed: int = 0
+    # data
+    data_dir: str | None = None
+    window: int | None = None
+    overlap: float | None = None
+    split: SubjectSplit = field(default_factory=SubjectSplit)
+    val_fraction: float = 0.2
+    channels: tuple[str, ...] | None = None
+    dataset_options: dict = field(default_factory=dict)
+
+    def prepare_config(self) -> PrepareConfig:
+        return PrepareConfig(self.window, self.overlap, self.split, self.val_fraction, self.channels, True, self.seed)
+
+    def to_json(self) -> dict:
+        return json.loads(json.dumps(asdict(self), default=list))
+
+    @classmethod
+    def from_json(cls, data: dict) -> TrainConfig:
+        data = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        split = data.pop("split")
+        split["test_subjects"] = tuple(split["test_subjects"])
+        data["split"] = SubjectSplit(**split)
+        data["augment"] = AugmentConfig(**data["augment"])
+        if data.get("channels") is not None:
+            data["channels"] = tuple(data["channels"])
+        return cls(**data)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002  (third-party code may still use the global generator)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    """`auto` is CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise HarkitError(f"device {name!r} asked for, but CUDA is not available here; use --device cpu")
+    return device
+
+
+def autocast_for(device: torch.device, precision: str) -> tuple[contextlib.AbstractContextManager, bool, str]:
+    """(autocast context, whether to scale gradients, resolved precision) for a device.
+
+    `auto` is fp16 with gradient scaling on CUDA (bf16 where the GPU supports it, which needs no
+    scaling) and fp32 on CPU; bf16 on CPU is an explicit choice. A precision the device cannot run is
+    an error rather than a silently ignored autocast.
+    """
+    if precision == "auto":
+        if device.type == "cuda":
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            precision = "fp32"
+    if precision == "fp32":
+        return contextlib.nullcontext(), False, precision
+    if precision == "fp16" and device.type != "cuda":
+        raise HarkitError("fp16 mixed precision needs a CUDA device; use --precision bf16 or fp32 on CPU")
+    if precision not in ("fp16", "bf16"):
+        raise HarkitError(f"unknown precision {precision!r}; use auto, fp32, fp16 or bf16")
+    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype), precision == "fp16", precision
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on weights of matrices and kernels only; biases and norm weights get none."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+def _penalty(model: nn.Module, l1: float, l2: float) -> torch.Tensor | float:
+    if not l1 and not l2:
+        return 0.0
+    weights = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    total = 0.0
+    if l1:
+        total = total + l1 * sum(w.abs().sum() for w in weights)
+    if l2:
+        total = total + l2 * sum(w.pow(2).sum() for w in weights)
+    return total
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int, autocast=None) -> torch.Tensor:
+    """Logits for all windows of `x`, batch by batch, in eval mode."""
+    was_training = model.training
+    model.eval()
+    outputs = []
+    for start in range(0, len(x), batch_size):
+        with autocast or contextlib.nullcontext():
+            outputs.append(model(x[start : start + batch_size]).float())
+    model.train(was_training)
+    if not outputs:
+        return torch.empty(0)
+    return torch.cat(outputs)
+
+
+def evaluate_split(model, x, y, batch_size, criterion, autocast, num_classes) -> dict:
+    """Loss, accuracy and macro F1 of a model on one split."""
+    logits = predict_logits(model, x, batch_size, autocast)
+    predictions = logits.argmax(1)
+    return {
+        "loss": float(criterion(logits, y)),
+        "accuracy": float((predictions == y).float().mean()),
+        "macro_f1": macro_f1(y.cpu().numpy(), predictions.cpu().numpy(), num_classes),
+    }
+
+
+class Progressbar:
+    """A Rich progress bar over the batches of an epoch, or nothing when disabled."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.progress = (
+            Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[status]}"),
+                transient=False,
+            )
+            if enabled
+            else None
+        )
+
+    def __enter__(self):
+        if self.progress:
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.progress.__exit__(*exc)
+
+    def task(self, description: str, total: int):
+        return self.progress.add_task(description, total=total, status="") if self.progress else None
+
+    def update(self, task, advance: int = 0, status: str | None = None) -> None:
+        if self.progress is not None:
+            fields = {"status": status} if status is not None else {}
+            self.progress.update(task, advance=advance, **fields)
+
+
+def _is_finished(out: Path) -> bool:
+    return (out / "metrics.json").is_file()
+
+
+def _check_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
+    if overwrite and out.exists():
+        shutil.rmtree(out)
+        return
+    if _is_finished(out) and not resume:
+        raise HarkitError(f"{out} already holds a finished run; pass --overwrite to replace it or pick another --out")
+    if (out / "last.pt").is_file() and not resume:
+        raise HarkitError(f"{out} holds an unfinished run; pass --resume to continue it or --overwrite to restart")
+
+
+def class_weights_for(y: np.ndarray, num_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights normalised to mean 1; classes absent from training get weight 0."""
+    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / num_classes, 0.0)
+    return torch.tensor(weights / max(weights[weights > 0].mean(), 1e-12), dtype=torch.float32)
+
+
+def train(
+    config: TrainConfig,
+    out: Path | str,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    prepared: Prepared | None = None,
+    evaluate: bool = True,
+) -> Path:
+    """Train `config.model` on `config.dataset`; returns the run directory.
+
+    With `resume`, an interrupted run continues from `last.pt` in `out` (same config, same random
+    state); a finished run is left as it is.
+    """
+    out = Path(out)
+    if resume and _is_finished(out):
+        log.info("%s is already finished", out)
+        return out
+    _check_run_dir(out, resume, overwrite)
+    if resume and (out / "config.json").is_file():
+        config = TrainConfig.from_json(json.loads((out / "config.json").read_text()))
+    model_options(config.model)  # an unknown model name fails here, before any data is read
+    if config.epochs < 1:
+        raise HarkitError(f"epochs must be at least 1, got {config.epochs}")
+    seed_everything(config.seed)
+    device = pick_device(config.device)
+    torch.set_num_threads(config.threads or len(os.sched_getaffinity(0)))
+    autocast, scale_gradients, precision = autocast_for(device, config.precision)
+
+    if prepared is None:
+        prepared = prepare(config.dataset, config.prepare_config(), data_dir=config.data_dir, **config.dataset_options)
+    meta = prepared.meta
+    window, channels, num_classes = meta["window"], len(meta["channels"]), len(meta["classes"])
+    model = create_model(config.model, window, channels, num_classes, **config.model_options).to(device)
+
+    # The whole split lives on the device; batches are index slices, with no per-sample collate.
+    def tensors(part):
+        # np.array copies the read-only memory map of the cache once, into writable memory.
+        return torch.from_numpy(np.array(part.x, np.float32)).to(device), torch.as_tensor(part.y, device=device)
+
+    x_train, y_train = tensors(prepared.train)
+    x_val, y_val = tensors(prepared.val)
+    has_val = len(y_val) > 0
+    weights = class_weights_for(prepared.train.y, num_classes).to(device) if config.class_weights else None
+    criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
+    optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(
+        optimizer, step_size=config.step_size or max(1, config.epochs // 3), gamma=config.gamma
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=scale_gradients)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    augment = None
+    if config.augment.enabled:
+        augment = Augmenter(
+            config.augment,
+            sensor_groups(meta["channels"]),
+            torch.tensor(meta["mean"], device=device),
+            torch.tensor(meta["std"], device=device),
+            generator,
+        )
+
+    out.mkdir(parents=True, exist_ok=True)
+    model_spec = {
+        "name": config.model,
+        "window": window,
+        "channels": channels,
+        "num_classes": num_classes,
+        "options": config.model_options,
+    }
+    start_epoch, best_score, stale, history = 1, -math.inf, 0, []
+    if resume and (out / "last.pt").is_file():
+        state = load_checkpoint(out / "last.pt", device)
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        generator.set_state(state["generator"].cpu() if device.type == "cpu" else state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, best_score, stale, history = (
+            state["epoch"] + 1,
+            state["best_score"],
+            state["stale"],
+            state["history"],
+        )
+        log.info("resuming %s at epoch %d", out, start_epoch)
+    else:
+        (out / "config.json").write_text(
+            json.dumps(
+                {
+                    **config.to_json(),
+                    "resolved": {"precision": precision, "device": str(device), "parameters": count_parameters(model)},
+                },
+                indent=2,
+            )
+        )
+        _dataset_json(out, meta)
+
+    def checkpoint_payload(epoch: int) -> dict:
+        return {
+            "model": model_spec,
+            "state_dict": model.state_dict(),
+            "epoch": epoch,
+            "best_score": best_score,
+            "config": config.to_json(),
+            "classes": meta["classes"],
+            "channels": meta["channels"],
+            "mean": meta["mean"],
+            "std": meta["std"],
+            "sampling_rate": meta["sampling_rate"],
+            "dataset": meta["dataset"],
+        }
+
+    batches = math.ceil(len(y_train) / config.batch_size)
+    with Progressbar(progress) as bar:
+        for epoch in range(start_epoch, config.epochs + 1):
+            if config.patience is not None and has_val and stale >= config.patience:
+                break
+            began = time.perf_counter()
+            model.train()
+            task = bar.task(f"epoch {epoch}/{config.epochs}", batches)
+            order = torch.randperm(len(y_train), generator=generator, device=device)
+            total_loss = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            for start in range(0, len(order), config.batch_size):
+                index = order[start : start + config.batch_size]
+                xb, yb = x_train[index], y_train[index]
+                if augment is not None:
+                    xb = augment(xb)
+                try:
+                    with autocast:
+                        logits = model(xb)
+                        loss = criterion(logits.float(), yb) + _penalty(model, config.l1, config.l2)
+                except torch.OutOfMemoryError:
+                    raise HarkitError(
+                        f"out of memory with batch size {config.batch_size} on {device}; use a smaller --batch-size"
+                    ) from None
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                total_loss += loss.detach() * len(yb)
+                correct += (logits.argmax(1) == yb).sum()
+                bar.update(task, advance=1)
+            train_loss = float(total_loss) / len(y_train)
+            if not math.isfinite(train_loss):
+                raise HarkitError(
+                    f"the training loss became {train_loss} at epoch {epoch}; lower --lr (now {config.lr}), "
+                    "use --precision fp32, or check the data for extreme values"
+                )
+            row = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "train_accuracy": float(correct) / len(y_train),
+                "lr": optimizer.param_groups[0]["lr"],
+            }
+            scheduler.step()
+            if has_val:
+                scores = evaluate_split(model, x_val, y_val, 1024, criterion, autocast, num_classes)
+                row |= {
+                    "val_loss": scores["loss"],
+                    "val_accuracy": scores["accuracy"],
+                    "val_macro_f1": scores["macro_f1"],
+                }
+                improved = scores["macro_f1"] > best_score
+            else:
+                row |= {"val_loss": "", "val_accuracy": "", "val_macro_f1": ""}
+                improved = True
+            row["seconds"] = time.perf_counter() - began
+            history.append(row)
+            if improved:
+                best_score, stale = (row["val_macro_f1"] if has_val else epoch), 0
+                save_checkpoint(out / "best.pt", checkpoint_payload(epoch))
+            else:
+                stale += 1
+            _write_history(out, history)
+            save_checkpoint(
+                out / "last.pt",
+                {
+                    **checkpoint_payload(epoch),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "generator": generator.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "stale": stale,
+                    "history": history,
+                },
+            )
+            status = f"loss {train_loss:.4f} acc {row['train_accuracy']:.3f}"
+            if has_val:
+                status += f" | val acc {row['val_accuracy']:.3f} F1 {row['val_macro_f1']:.3f}"
+            bar.update(task, status=status)
+            log.info("epoch %d: %s", epoch, status)
+    if evaluate:
+        from harkit.evaluation.evaluate import evaluate_run
+
+        evaluate_run(out, prepared=prepared, device=device)
+    return out
+
+
+def _write_history(out: Path, history: list[dict]) -> None:
+    staging = out / "history.csv.tmp"
+    with open(staging, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(staging, out / "history.csv")
+
+
+def _dataset_json(out: Path, meta: dict) -> None:
+    (out / "dataset.json").write_text(json.dumps({k: v for k, v in meta.items()}, indent=2))

@@ -1,0 +1,132 @@
+import csv
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from harkit import HarkitError
+from harkit.training import checkpoint as checkpoint_module
+from harkit.training import engine
+from harkit.training.engine import TrainConfig, autocast_for, parameter_groups, train
+
+
+def history(run):
+    with open(run / "history.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_run_directory_holds_everything(tiny_config, tmp_path):
+    run = train(tiny_config, tmp_path / "run", progress=False)
+    for name in ("config.json", "history.csv", "best.pt", "last.pt", "metrics.json", "per_class.csv", "confusion.csv"):
+        assert (run / name).is_file(), name
+    rows = history(run)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert set(rows[0]) == set(engine.HISTORY_FIELDS)
+    # StepLR with step epochs // 3 = 1 and gamma 0.5
+    assert [float(r["lr"]) for r in rows] == pytest.approx([5e-4, 2.5e-4, 1.25e-4])
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_f1"):
+        assert 0 <= metrics[key] <= 1
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"] == "sann" and config["resolved"]["precision"] == "fp32"
+    checkpoint = torch.load(run / "best.pt", weights_only=False)
+    assert checkpoint["model"]["name"] == "sann" and checkpoint["classes"][0] == "WALKING"
+    assert len(checkpoint["mean"]) == 6
+
+
+def test_same_seed_same_numbers_on_cpu(tiny_config, tmp_path):
+    config = replace(tiny_config, augment=replace(tiny_config.augment, rotation=20, jitter=0.05))
+    a = history(train(config, tmp_path / "a", progress=False, evaluate=False))
+    b = history(train(config, tmp_path / "b", progress=False, evaluate=False))
+    assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]
+    c = history(train(replace(config, seed=1), tmp_path / "c", progress=False, evaluate=False))
+    assert [r["train_loss"] for r in a] != [r["train_loss"] for r in c]
+
+
+def test_interrupted_run_resumes_to_the_same_result(tiny_config, tmp_path, monkeypatch):
+    whole = history(train(tiny_config, tmp_path / "whole", progress=False, evaluate=False))
+
+    real_save = engine.save_checkpoint
+
+    def crash_at_epoch_3(path, payload):
+        if payload["epoch"] == 3:
+            raise KeyboardInterrupt
+        real_save(path, payload)
+
+    monkeypatch.setattr(engine, "save_checkpoint", crash_at_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config, tmp_path / "broken", progress=False, evaluate=False)
+    monkeypatch.setattr(engine, "save_checkpoint", real_save)
+    with pytest.raises(HarkitError, match="--resume"):
+        train(tiny_config, tmp_path / "broken", progress=False)
+    resumed = history(train(tiny_config, tmp_path / "broken", resume=True, progress=False, evaluate=False))
+    assert [r["train_loss"] for r in resumed] == [r["train_loss"] for r in whole]
+    assert [r["val_macro_f1"] for r in resumed] == [r["val_macro_f1"] for r in whole]
+
+
+def test_finished_run_is_not_overwritten_by_accident(tiny_config, tmp_path):
+    config = replace(tiny_config, epochs=1)
+    run = train(config, tmp_path / "run", progress=False)
+    with pytest.raises(HarkitError, match="already holds a finished run"):
+        train(config, run, progress=False)
+    train(config, run, overwrite=True, progress=False)
+
+
+def test_early_stopping_on_validation_macro_f1(tiny_config, tmp_path):
+    config = replace(tiny_config, epochs=6, lr=0.0, patience=2)  # nothing improves after epoch 1
+    rows = history(train(config, tmp_path / "run", progress=False, evaluate=False))
+    assert len(rows) == 3
+
+
+def test_nan_loss_stops_with_the_epoch_and_a_hint(tiny_config, tmp_path):
+    from harkit.datasets import prepare
+
+    prepared = prepare("hapt", tiny_config.prepare_config(), data_dir=tiny_config.data_dir)
+    prepared.train.x = np.array(prepared.train.x)
+    prepared.train.x[0, 0, 0] = np.nan
+    with pytest.raises(HarkitError, match="at epoch 1; lower --lr"):
+        train(tiny_config, tmp_path / "run", progress=False, prepared=prepared)
+
+
+def test_unknown_model_fails_before_reading_data(tmp_path):
+    with pytest.raises(HarkitError, match="unknown model 'resnet'"):
+        train(TrainConfig(dataset="nowhere", model="resnet"), tmp_path / "run", progress=False)
+
+
+def test_precision_choices():
+    cpu = torch.device("cpu")
+    assert autocast_for(cpu, "auto")[1:] == (False, "fp32")
+    assert autocast_for(cpu, "bf16")[1:] == (False, "bf16")
+    with pytest.raises(HarkitError, match="needs a CUDA device"):
+        autocast_for(cpu, "fp16")
+
+
+def test_bf16_training_on_cpu(tiny_config, tmp_path):
+    rows = history(
+        train(replace(tiny_config, epochs=1, precision="bf16"), tmp_path / "r", progress=False, evaluate=False)
+    )
+    assert np.isfinite(float(rows[0]["train_loss"]))
+
+
+def test_weight_decay_only_on_matrices():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    decay, rest = parameter_groups(model, 0.1)
+    assert [p.dim() for p in decay["params"]] == [2] and decay["weight_decay"] == 0.1
+    assert all(p.dim() == 1 for p in rest["params"]) and rest["weight_decay"] == 0.0
+
+
+def test_penalties_class_weights_and_label_smoothing_run(tiny_config, tmp_path):
+    config = replace(tiny_config, epochs=1, l1=1e-5, l2=1e-4, class_weights=True, label_smoothing=0.1)
+    run = train(config, tmp_path / "r", progress=False)
+    assert (run / "metrics.json").is_file()
+    weights = engine.class_weights_for(np.array([0, 0, 0, 1]), 3)
+    assert weights[2] == 0 and weights[1] > weights[0]
+
+
+def test_checkpoint_alone_rebuilds_the_model(tiny_config, tmp_path):
+    run = train(replace(tiny_config, epochs=1), tmp_path / "r", progress=False)
+    checkpoint = checkpoint_module.load_checkpoint(run / "best.pt")
+    model = checkpoint_module.model_from_checkpoint(checkpoint)
+    assert model(torch.zeros(2, 32, 6)).shape == (2, 6)
