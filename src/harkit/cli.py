@@ -321,5 +321,71 @@ def evaluate(run: Annotated[Path, typer.Argument(help="Run directory written by 
     _run(lambda: print_metrics(evaluate_run(run)))
 
 
+@app.command()
+def benchmark(
+    datasets: Annotated[str, typer.Option(help="Comma-separated dataset keys.")],
+    models: Annotated[str, typer.Option(help="Comma-separated model names.")] = "sann,cnn",
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0",
+    out: Annotated[Path, typer.Option(help="Folder for the runs and the report.")] = Path("runs/benchmark"),
+    epochs: Annotated[int, typer.Option(help="Epochs per run.")] = 30,
+    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 128,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 5e-4,
+    patience: Annotated[int, typer.Option(help="Early stopping patience; 0 turns it off.")] = 10,
+    augment: Annotated[str | None, typer.Option(help="Augmentation, as for train.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda ...")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto, fp32, fp16 or bf16.")] = "auto",
+    data_dir: DataDir = None,
+    workers: Annotated[int, typer.Option(help="Runs trained in parallel processes.")] = 1,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Train every dataset x model x seed (finished runs are skipped), then write the comparison report."""
+    from harkit.datasets import get_dataset
+    from harkit.models import model_options
+    from harkit.training.augment import AugmentConfig
+    from harkit.training.engine import TrainConfig
+    from harkit.training.grid import run_grid
+
+    def body():
+        dataset_list, model_list = datasets.split(","), models.split(",")
+        for name in dataset_list:
+            get_dataset(name)
+        for name in model_list:
+            model_options(name)
+        base = TrainConfig(
+            dataset=dataset_list[0],
+            model=model_list[0],
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            patience=patience or None,
+            augment=AugmentConfig.parse(augment),
+            device=device,
+            precision=precision,
+            data_dir=str(data_dir) if data_dir else None,
+        )
+        markdown, page = run_grid(
+            out, dataset_list, model_list, [int(s) for s in seeds.split(",")], base, workers=workers, progress=progress
+        )
+        console.print(markdown.read_text(), highlight=False)
+        console.print(f"report: {markdown} and {page}")
+
+    _run(body)
+
+
+@app.command()
+def report(out: Annotated[Path, typer.Argument(help="Folder written by `harkit benchmark`.")]) -> None:
+    """Rebuild the comparison report from the finished runs in a benchmark folder."""
+    from harkit.evaluation.report import write_report
+
+    def body():
+        if not out.is_dir():
+            raise HarkitError(f"{out} does not exist; run `harkit benchmark --out {out} ...` first")
+        markdown, page = write_report(out)
+        console.print(markdown.read_text(), highlight=False)
+        console.print(f"report: {markdown} and {page}")
+
+    _run(body)
+
+
 if __name__ == "__main__":
     app()

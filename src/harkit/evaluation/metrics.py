@@ -6,9 +6,14 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
-    """Macro F1 over all `num_classes` classes (absent classes count as 0, as scikit-learn does)."""
-    return float(f1_score(y_true, y_pred, labels=range(num_classes), average="macro", zero_division=0))
+def present_labels(y_true: np.ndarray, y_pred: np.ndarray) -> list[int]:
+    """Classes that occur in the truth or the predictions: what scikit-learn averages over by default."""
+    return sorted(set(np.unique(y_true).tolist()) | set(np.unique(y_pred).tolist()))
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Macro F1 over the classes present in `y_true` or `y_pred`."""
+    return float(f1_score(y_true, y_pred, labels=present_labels(y_true, y_pred), average="macro", zero_division=0))
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> dict:
@@ -19,7 +24,7 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, class_names: 
     """
     k = len(class_names)
     labels = list(range(k))
-    present = sorted(set(np.unique(y_true).tolist()) | set(np.unique(y_pred).tolist()))
+    present = present_labels(y_true, y_pred)
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     macro_p, macro_r, macro_f, _ = precision_recall_fscore_support(
         y_true, y_pred, labels=present, average="macro", zero_division=0

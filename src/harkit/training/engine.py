@@ -158,14 +158,14 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int, autocast=
     return torch.cat(outputs)
 
 
-def evaluate_split(model, x, y, batch_size, criterion, autocast, num_classes) -> dict:
+def evaluate_split(model, x, y, batch_size, criterion, autocast) -> dict:
     """Loss, accuracy and macro F1 of a model on one split."""
     logits = predict_logits(model, x, batch_size, autocast)
     predictions = logits.argmax(1)
     return {
         "loss": float(criterion(logits, y)),
         "accuracy": float((predictions == y).float().mean()),
-        "macro_f1": macro_f1(y.cpu().numpy(), predictions.cpu().numpy(), num_classes),
+        "macro_f1": macro_f1(y.cpu().numpy(), predictions.cpu().numpy()),
     }
 
 
@@ -382,7 +382,7 @@ def train(
             }
             scheduler.step()
             if has_val:
-                scores = evaluate_split(model, x_val, y_val, 1024, criterion, autocast, num_classes)
+                scores = evaluate_split(model, x_val, y_val, 1024, criterion, autocast)
                 row |= {
                     "val_loss": scores["loss"],
                     "val_accuracy": scores["accuracy"],
