@@ -1,8 +1,12 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.fixtures import raw
+
+# Two cores at most in CI: one intra-op thread keeps tests from oversubscribing them.
+torch.set_num_threads(1)
 
 SHARED_HAPT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "HAPT Data Set.zip"
 

@@ -389,5 +389,69 @@ def report(out: Annotated[Path, typer.Argument(help="Folder written by `harkit b
     _run(body)
 
 
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="Run directory written by `harkit train`.")],
+    format: Annotated[str, typer.Option(help="Export format (onnx).")] = "onnx",
+) -> None:
+    """Export a trained model (ONNX) with its normalisation and class names, checked against PyTorch."""
+    from harkit.export import export_onnx
+
+    def body():
+        if format != "onnx":
+            raise HarkitError(f"unknown export format {format!r}; harkit exports onnx")
+        result = export_onnx(run)
+        console.print(
+            f"wrote {result['onnx']} and {result['meta']}; largest difference from PyTorch "
+            f"{result['max_abs_difference']:.2e}",
+            highlight=False,
+        )
+
+    _run(body)
+
+
+@app.command()
+def predict(
+    run: Annotated[Path, typer.Argument(help="Run directory written by `harkit train`.")],
+    recording: Annotated[Path, typer.Argument(help="CSV with one column per channel (and optionally timestamp).")],
+    out: Annotated[Path, typer.Option(help="Folder for predictions.csv and timeline.csv.")] = Path("predictions"),
+    rate: Annotated[float | None, typer.Option(help="Sampling rate of the recording, if it has no timestamp.")] = None,
+    resample: Annotated[bool, typer.Option(help="Resample a recording at another rate to the model's.")] = False,
+    fill_gaps: Annotated[bool, typer.Option(help="Interpolate missing values instead of refusing.")] = False,
+) -> None:
+    """Classify the windows of a new recording and merge them into a timeline of activities."""
+    from harkit.predict import predict_recording
+
+    def body():
+        result = predict_recording(run, recording, out, rate=rate, resample=resample, fill_gaps=fill_gaps)
+        table = Table(title=f"{recording.name}: {len(result['predictions'])} windows ({result['backend']})")
+        for column in ("start (s)", "end (s)", "activity", "windows", "confidence"):
+            table.add_column(column, justify="left" if column == "activity" else "right")
+        for row in result["timeline"].itertuples():
+            table.add_row(
+                f"{row.start_s:.2f}", f"{row.end_s:.2f}", row.label, str(row.windows), f"{row.mean_confidence:.2f}"
+            )
+        console.print(table)
+        console.print(f"wrote {out / 'predictions.csv'} and {out / 'timeline.csv'}")
+
+    _run(body)
+
+
+@app.command()
+def explain(
+    run: Annotated[Path, typer.Argument(help="Run directory of a sann, sann-transformer or sann-lstm model.")],
+    out: Annotated[Path, typer.Option(help="Folder for the PNG figures.")] = Path("attention"),
+    per_class: Annotated[int, typer.Option(help="Test windows plotted per class.")] = 2,
+) -> None:
+    """Plot raw test windows with the spatial attention weights of every stage over time."""
+    from harkit.explain import explain_run
+
+    def body():
+        files = explain_run(run, out, per_class)
+        console.print(f"wrote {len(files)} figures to {out}")
+
+    _run(body)
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,82 @@
+"""The command line: a thin layer, checked for its output, files and exit codes."""
+
+import json
+
+import numpy as np
+from typer.testing import CliRunner
+
+from harkit.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False, env={"COLUMNS": "200"})
+
+
+def test_datasets_lists_all_six():
+    result = invoke("datasets")
+    assert result.exit_code == 0
+    for key in ("uci-har", "wisdm", "pamap2", "opportunity", "dsads", "hapt"):
+        assert key in result.output
+
+
+def test_prepare_prints_counts_and_exports_arrays(hapt_dir, tmp_path):
+    out = tmp_path / "export"
+    result = invoke("prepare", "hapt", "--data-dir", hapt_dir, "--window", 64, "--val-fraction", 0, "--export", out)
+    assert result.exit_code == 0, result.output
+    assert "WALKING" in result.output and "train (16, 64, 6)" in result.output
+    x = np.load(out / "x_train.npy")
+    assert x.dtype == np.float32 and x.shape == (16, 64, 6)
+    assert np.load(out / "y_train.npy").dtype == np.int64
+    assert np.load(out / "subject_test.npy").tolist() == [2] * 8
+    meta = json.loads((out / "meta.json").read_text())
+    for key in ("dataset", "channels", "classes", "window", "overlap", "sampling_rate", "split", "mean", "std"):
+        assert key in meta
+
+
+def test_errors_are_one_line_and_exit_2(hapt_dir):
+    result = invoke("prepare", "hapd")
+    assert result.exit_code == 2 and "valid names" in result.output
+    result = invoke("prepare", "hapt", "--data-dir", hapt_dir, "--window", 5000)
+    assert result.exit_code == 2 and "use a window of at most" in result.output
+    result = invoke("prepare", "hapt", "--data-dir", hapt_dir / "missing", "--no-download")
+    assert result.exit_code == 2 and "not found in" in result.output
+    result = invoke("train", "--dataset", "hapt", "--model", "resnet")
+    assert result.exit_code == 2 and "valid names: cnn" in result.output
+
+
+def test_models_lists_parameter_counts():
+    result = invoke("models", "--dataset", "uci-har")
+    assert result.exit_code == 0 and "546,838" in result.output
+
+
+def test_train_evaluate_and_report(hapt_dir, tmp_path):
+    run = tmp_path / "run"
+    args = [
+        "train",
+        "--dataset",
+        "hapt",
+        "--model",
+        "cnn",
+        "--data-dir",
+        hapt_dir,
+        "--window",
+        32,
+        "--epochs",
+        1,
+        "--batch-size",
+        8,
+        "--width",
+        0.125,
+        "--out",
+        run,
+        "--no-progress",
+    ]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "macro F1" in result.output and "LAYING" in result.output
+    assert invoke(*args).exit_code == 2  # a finished run is not overwritten
+    result = invoke("evaluate", run)
+    assert result.exit_code == 0 and "accuracy" in result.output
+    assert invoke("report", tmp_path / "nothing").exit_code == 2
