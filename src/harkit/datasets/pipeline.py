@@ -37,6 +37,7 @@ class PrepareConfig:
     channels: tuple[str, ...] | None = None
     normalize: bool = True
     seed: int = 0
+    train_subjects: tuple[int, ...] | None = None  # keep only these subjects for training (and validation)
 
 
 @dataclass
@@ -143,6 +144,13 @@ def _build(dataset: Dataset, root: Path, config: PrepareConfig) -> Prepared:
             f"windows in {dataset.key}; subjects present: {np.unique(windows.subject).tolist()}"
         )
     rest = windows.take(~is_test)
+    if config.train_subjects is not None:
+        rest = rest.take(np.isin(rest.subject, config.train_subjects))
+        if len(rest) == 0:
+            raise HarkitError(
+                f"none of the training subjects {list(config.train_subjects)} has windows outside "
+                f"the test part of {dataset.key}"
+            )
     by_session = config.split.kind == "default" and dataset.default_split.by == "session"
     is_val = validation_mask(rest, config.val_fraction, config.seed, by_session=by_session)
     parts = {"train": rest.take(~is_val), "val": rest.take(is_val), "test": windows.take(is_test)}

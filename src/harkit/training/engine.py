@@ -66,6 +66,8 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     precision: str = "auto"  # auto | fp32 | fp16 | bf16
     compile: bool = False  # torch.compile the training step's model (pays off over several epochs)
+    init_from: str | None = None  # a run directory whose feature weights start this model
+    freeze_features: bool = False
     device: str = "auto"
     threads: int | None = None
     seed: int = 0
@@ -76,10 +78,20 @@ class TrainConfig:
     split: SubjectSplit = field(default_factory=SubjectSplit)
     val_fraction: float = 0.2
     channels: tuple[str, ...] | None = None
+    train_subjects: tuple[int, ...] | None = None
     dataset_options: dict = field(default_factory=dict)
 
     def prepare_config(self) -> PrepareConfig:
-        return PrepareConfig(self.window, self.overlap, self.split, self.val_fraction, self.channels, True, self.seed)
+        return PrepareConfig(
+            self.window,
+            self.overlap,
+            self.split,
+            self.val_fraction,
+            self.channels,
+            True,
+            self.seed,
+            self.train_subjects,
+        )
 
     def to_json(self) -> dict:
         return json.loads(json.dumps(asdict(self), default=list))
@@ -91,8 +103,9 @@ class TrainConfig:
         split["test_subjects"] = tuple(split["test_subjects"])
         data["split"] = SubjectSplit(**split)
         data["augment"] = AugmentConfig(**data["augment"])
-        if data.get("channels") is not None:
-            data["channels"] = tuple(data["channels"])
+        for key in ("channels", "train_subjects"):
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])
         return cls(**data)
 
 
@@ -269,7 +282,16 @@ def train(
         prepared = prepare(config.dataset, config.prepare_config(), data_dir=config.data_dir, **config.dataset_options)
     meta = prepared.meta
     window, channels, num_classes = meta["window"], len(meta["channels"]), len(meta["classes"])
-    model = create_model(config.model, window, channels, num_classes, **config.model_options).to(device)
+    model = create_model(config.model, window, channels, num_classes, **config.model_options)
+    if config.init_from and not resume:
+        from harkit.transfer import load_pretrained
+
+        load_pretrained(model, config.init_from, meta["channels"], config.model)
+    if config.freeze_features:
+        from harkit.transfer import freeze_features
+
+        freeze_features(model)
+    model = model.to(device)
 
     # The whole split lives on the device; batches are index slices, with no per-sample collate.
     def tensors(part):
