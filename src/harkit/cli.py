@@ -459,5 +459,45 @@ def explain(
     _run(body)
 
 
+@app.command()
+def tune(
+    dataset: Annotated[str, typer.Option(help="Dataset key.")],
+    model: Annotated[str, typer.Option(help="Model name.")] = "sann",
+    trials: Annotated[int, typer.Option(help="Trials to add to the study.")] = 20,
+    epochs: Annotated[int, typer.Option(help="Epochs per trial.")] = 10,
+    out: Annotated[Path, typer.Option(help="Folder for trials, the study database and the best run.")] = Path(
+        "runs/tune"
+    ),
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL [sqlite:///OUT/study.db].")] = None,
+    study: Annotated[str | None, typer.Option(help="Study name [<dataset>-<model>].")] = None,
+    final: Annotated[bool, typer.Option(help="Train and test the best configuration at the end.")] = True,
+    data_dir: DataDir = None,
+    window: Window = None,
+    val_fraction: ValFraction = 0.2,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda ...")] = "auto",
+    seed: Seed = 0,
+) -> None:
+    """Search learning rate, weight decay, batch size, dropout, augmentation and width on the validation split."""
+    from harkit.training.engine import TrainConfig
+    from harkit.tune import tune as run_tune
+
+    def body():
+        base = TrainConfig(
+            dataset=dataset,
+            model=model,
+            epochs=epochs,
+            data_dir=str(data_dir) if data_dir else None,
+            window=window,
+            val_fraction=val_fraction,
+            device=device,
+            seed=seed,
+            patience=None,
+        )
+        summary = run_tune(base, trials, out, storage=storage, study_name=study, final=final)
+        console.print_json(json.dumps(summary))
+
+    _run(body)
+
+
 if __name__ == "__main__":
     app()

@@ -16,6 +16,7 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -257,11 +258,13 @@ def train(
     progress: bool = True,
     prepared: Prepared | None = None,
     evaluate: bool = True,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> Path:
     """Train `config.model` on `config.dataset`; returns the run directory.
 
     With `resume`, an interrupted run continues from `last.pt` in `out` (same config, same random
-    state); a finished run is left as it is.
+    state); a finished run is left as it is. `on_epoch` is called with each epoch's history row (a
+    hyper-parameter search reports to its pruner there).
     """
     out = Path(out)
     if resume and _is_finished(out):
@@ -455,6 +458,8 @@ def train(
                 status += f" | val acc {row['val_accuracy']:.3f} F1 {row['val_macro_f1']:.3f}"
             bar.update(task, status=status)
             log.info("epoch %d: %s", epoch, status)
+            if on_epoch is not None:
+                on_epoch(row)
     if evaluate:
         from harkit.evaluation.evaluate import evaluate_run
 
