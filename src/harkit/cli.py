@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -301,6 +302,8 @@ def train(
             print_cross_validation(summary)
         else:
             run = train_run(config, run, resume=resume, overwrite=overwrite, progress=progress)
+            if os.environ.get("RANK", "0") != "0":
+                return  # under torchrun, the main process reports
             print_metrics(json.loads((run / "metrics.json").read_text()))
         console.print(f"run directory: {run}")
 

@@ -102,6 +102,16 @@ def _open_error(dataset: Dataset, archive: Path, reason: str) -> HarkitError:
     )
 
 
+def publish(staging: Path, destination: Path) -> None:
+    """Move a finished folder into place atomically; if another process got there first, keep theirs."""
+    try:
+        os.replace(staging, destination)
+    except OSError:
+        if not destination.is_dir():
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def extract(dataset: Dataset, archive: Path, destination: Path) -> None:
     """Extract `archive` (and archives nested in it) into `destination`, atomically."""
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -115,7 +125,7 @@ def extract(dataset: Dataset, archive: Path, destination: Path) -> None:
                 inner.unlink()
         if _find_marker(staging, dataset.marker, depth=3) is None:
             raise HarkitError(f"{archive} does not contain {dataset.marker!r}: it is not the {dataset.title} archive")
-        os.replace(staging, destination)
+        publish(staging, destination)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

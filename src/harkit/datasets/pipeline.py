@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -15,7 +14,7 @@ import numpy as np
 
 from harkit import HarkitError
 from harkit.datasets.base import Dataset, Recording, Windows, get_dataset
-from harkit.datasets.download import default_cache_dir, locate
+from harkit.datasets.download import default_cache_dir, locate, publish
 from harkit.datasets.splits import SubjectSplit, test_mask, validation_mask
 from harkit.datasets.windows import fill_gaps, longest_segment, window_recordings, window_step
 
@@ -189,7 +188,7 @@ def _save(prepared: Prepared, folder: Path) -> None:
             np.save(staging / f"subject_{name}.npy", part.subject)
             np.save(staging / f"session_{name}.npy", part.session.astype(str))
         (staging / "meta.json").write_text(json.dumps(prepared.meta, indent=2))
-        os.replace(staging, folder)
+        publish(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

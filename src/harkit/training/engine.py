@@ -117,6 +117,43 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place among the processes `torchrun` started (one process: rank 0 of 1)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def sum(self, *values: torch.Tensor) -> list[torch.Tensor]:
+        if self.world > 1:
+            for value in values:
+                torch.distributed.all_reduce(value)
+        return list(values)
+
+
+def init_distributed(device_name: str) -> tuple[Distributed, torch.device]:
+    """Join the process group `torchrun` describes in the environment (gloo on CPU, NCCL on CUDA)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed(), pick_device(device_name)
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available() and device_name in ("auto", "cuda")
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    return Distributed(rank, world), device
+
+
 def pick_device(name: str) -> torch.device:
     """`auto` is CUDA when available, else CPU."""
     if name == "auto":
@@ -270,19 +307,26 @@ def train(
     if resume and _is_finished(out):
         log.info("%s is already finished", out)
         return out
-    _check_run_dir(out, resume, overwrite)
+    group, device = init_distributed(config.device)
+    if group.main:
+        _check_run_dir(out, resume, overwrite)
+    group.barrier()
     if resume and (out / "config.json").is_file():
         config = TrainConfig.from_json(json.loads((out / "config.json").read_text()))
     model_options(config.model)  # an unknown model name fails here, before any data is read
     if config.epochs < 1:
         raise HarkitError(f"epochs must be at least 1, got {config.epochs}")
     seed_everything(config.seed)
-    device = pick_device(config.device)
-    torch.set_num_threads(config.threads or len(os.sched_getaffinity(0)))
+    torch.set_num_threads(config.threads or max(1, len(os.sched_getaffinity(0)) // group.world))
     autocast, scale_gradients, precision = autocast_for(device, config.precision)
 
     if prepared is None:
-        prepared = prepare(config.dataset, config.prepare_config(), data_dir=config.data_dir, **config.dataset_options)
+        for turn in (True, False):  # the main process fills the cache first; the others then read it
+            if group.main == turn:
+                prepared = prepare(
+                    config.dataset, config.prepare_config(), data_dir=config.data_dir, **config.dataset_options
+                )
+            group.barrier()
     meta = prepared.meta
     window, channels, num_classes = meta["window"], len(meta["channels"]), len(meta["classes"])
     model = create_model(config.model, window, channels, num_classes, **config.model_options)
@@ -295,6 +339,8 @@ def train(
 
         freeze_features(model)
     model = model.to(device)
+    # Under torchrun the training forward goes through DistributedDataParallel, which averages gradients.
+    trained = torch.nn.parallel.DistributedDataParallel(model) if group.world > 1 else model
 
     # The whole split lives on the device; batches are index slices, with no per-sample collate.
     def tensors(part):
@@ -311,7 +357,9 @@ def train(
         optimizer, step_size=config.step_size or max(1, config.epochs // 3), gamma=config.gamma
     )
     scaler = torch.amp.GradScaler(device.type, enabled=scale_gradients)
+    # One generator orders the windows (the same on every process); another, per process, augments them.
     generator = torch.Generator(device=device).manual_seed(config.seed)
+    augment_generator = torch.Generator(device=device).manual_seed(config.seed + 1 + group.rank)
     augment = None
     if config.augment.enabled:
         augment = Augmenter(
@@ -319,10 +367,11 @@ def train(
             sensor_groups(meta["channels"]),
             torch.tensor(meta["mean"], device=device),
             torch.tensor(meta["std"], device=device),
-            generator,
+            augment_generator,
         )
 
-    out.mkdir(parents=True, exist_ok=True)
+    if group.main:
+        out.mkdir(parents=True, exist_ok=True)
     model_spec = {
         "name": config.model,
         "window": window,
@@ -338,6 +387,11 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         generator.set_state(state["generator"].cpu() if device.type == "cpu" else state["generator"])
+        augment_generator.set_state(
+            state["augment_generator"][group.rank].cpu()
+            if device.type == "cpu"
+            else state["augment_generator"][group.rank]
+        )
         torch.set_rng_state(state["torch_rng"])
         start_epoch, best_score, stale, history = (
             state["epoch"] + 1,
@@ -346,7 +400,7 @@ def train(
             state["history"],
         )
         log.info("resuming %s at epoch %d", out, start_epoch)
-    else:
+    elif group.main:
         (out / "config.json").write_text(
             json.dumps(
                 {
@@ -375,26 +429,30 @@ def train(
 
     # The compiled module shares its parameters with `model`; a last, smaller batch runs eagerly instead of
     # compiling a second graph for its shape.
-    compiled = torch.compile(model, dynamic=False) if config.compile else model
-    batches = math.ceil(len(y_train) / config.batch_size)
-    with Progressbar(progress) as bar:
+    compiled = torch.compile(trained, dynamic=False) if config.compile else trained
+    # Each process takes every world-th window of the shared order and a batch of batch_size / world, so a
+    # step sees the same windows as one process with batch_size would.
+    batch_size = max(1, config.batch_size // group.world)
+    shard = len(y_train) // group.world
+    batches = math.ceil(shard / batch_size)
+    with Progressbar(progress and group.main) as bar:
         for epoch in range(start_epoch, config.epochs + 1):
             if config.patience is not None and has_val and stale >= config.patience:
                 break
             began = time.perf_counter()
             model.train()
             task = bar.task(f"epoch {epoch}/{config.epochs}", batches)
-            order = torch.randperm(len(y_train), generator=generator, device=device)
+            order = torch.randperm(len(y_train), generator=generator, device=device)[group.rank :: group.world][:shard]
             total_loss = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.long)
-            for start in range(0, len(order), config.batch_size):
-                index = order[start : start + config.batch_size]
+            for start in range(0, len(order), batch_size):
+                index = order[start : start + batch_size]
                 xb, yb = x_train[index], y_train[index]
                 if augment is not None:
                     xb = augment(xb)
                 try:
                     with autocast:
-                        logits = (compiled if len(yb) == config.batch_size else model)(xb)
+                        logits = (compiled if len(yb) == batch_size else trained)(xb)
                         loss = criterion(logits.float(), yb) + _penalty(model, config.l1, config.l2)
                 except torch.OutOfMemoryError:
                     raise HarkitError(
@@ -407,7 +465,9 @@ def train(
                 total_loss += loss.detach() * len(yb)
                 correct += (logits.argmax(1) == yb).sum()
                 bar.update(task, advance=1)
-            train_loss = float(total_loss) / len(y_train)  # float() waits for the device
+            seen = torch.tensor(len(order), device=device)
+            total_loss, correct, seen = group.sum(total_loss, correct, seen)
+            train_loss = float(total_loss) / int(seen)  # float() waits for the device
             train_seconds = time.perf_counter() - began
             if not math.isfinite(train_loss):
                 raise HarkitError(
@@ -417,7 +477,7 @@ def train(
             row = {
                 "epoch": epoch,
                 "train_loss": train_loss,
-                "train_accuracy": float(correct) / len(y_train),
+                "train_accuracy": float(correct) / int(seen),
                 "lr": optimizer.param_groups[0]["lr"],
             }
             scheduler.step()
@@ -436,9 +496,16 @@ def train(
             history.append(row)
             if improved:
                 best_score, stale = (row["val_macro_f1"] if has_val else epoch), 0
-                save_checkpoint(out / "best.pt", checkpoint_payload(epoch))
+                if group.main:
+                    save_checkpoint(out / "best.pt", checkpoint_payload(epoch))
             else:
                 stale += 1
+            augment_states = [augment_generator.get_state()]
+            if group.world > 1:
+                augment_states = [torch.empty_like(augment_states[0], device=device) for _ in range(group.world)]
+                torch.distributed.all_gather(augment_states, augment_generator.get_state().to(device))
+            if not group.main:
+                continue
             _write_history(out, history)
             save_checkpoint(
                 out / "last.pt",
@@ -448,6 +515,7 @@ def train(
                     "scheduler": scheduler.state_dict(),
                     "scaler": scaler.state_dict(),
                     "generator": generator.get_state(),
+                    "augment_generator": [state.cpu() for state in augment_states],
                     "torch_rng": torch.get_rng_state(),
                     "stale": stale,
                     "history": history,
@@ -460,10 +528,13 @@ def train(
             log.info("epoch %d: %s", epoch, status)
             if on_epoch is not None:
                 on_epoch(row)
-    if evaluate:
+    if evaluate and group.main:
         from harkit.evaluation.evaluate import evaluate_run
 
         evaluate_run(out, prepared=prepared, device=device)
+    if group.world > 1:
+        group.barrier()
+        torch.distributed.destroy_process_group()
     return out
 
 

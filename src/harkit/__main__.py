@@ -1,0 +1,5 @@
+"""`python -m harkit` (and `torchrun ... -m harkit train ...`) runs the command line."""
+
+from harkit.cli import app
+
+app()
