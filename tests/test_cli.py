@@ -80,3 +80,32 @@ def test_train_evaluate_and_report(hapt_dir, tmp_path):
     result = invoke("evaluate", run)
     assert result.exit_code == 0 and "accuracy" in result.output
     assert invoke("report", tmp_path / "nothing").exit_code == 2
+
+
+def test_a_folder_of_recordings_is_a_dataset(tmp_path):
+    folder = tmp_path / "mine"
+    result = invoke("datasets", "--template", folder)
+    assert result.exit_code == 0 and (folder / "harkit.toml").is_file()
+    result = invoke("datasets", "--describe", folder)
+    assert result.exit_code == 0 and "3 recordings, 3 subjects" in result.output and "walking" in result.output
+    result = invoke("prepare", folder)
+    assert result.exit_code == 0 and "test (20, 128, 6)" in result.output
+    assert invoke("datasets", "--template", folder).exit_code == 2  # never overwrites a description
+    out = tmp_path / "bench"
+    result = invoke(
+        "benchmark",
+        "--datasets",
+        folder,
+        "--models",
+        "cnn",
+        "--seeds",
+        "0",
+        "--epochs",
+        1,
+        "--out",
+        out,
+        "--no-progress",
+    )
+    assert result.exit_code == 0, result.output
+    report = (out / "report.md").read_text()
+    assert report.count("| cnn | 1/1 |") == 1

@@ -54,25 +54,63 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what
 
 
 @app.command()
-def datasets() -> None:
-    """List the datasets with their facts."""
+def datasets(
+    describe: Annotated[Path | None, typer.Option(help="Show what harkit understands of a folder dataset.")] = None,
+    template: Annotated[Path | None, typer.Option(help="Write a harkit.toml and example recordings here.")] = None,
+) -> None:
+    """List the datasets with their facts, describe a folder of recordings, or start one from a template."""
     from harkit.datasets import get_dataset, list_datasets
+    from harkit.datasets.folder import write_template
 
-    table = Table(title="harkit datasets")
-    for column in ("key", "Hz", "window", "overlap", "channels", "classes", "default test part"):
-        table.add_column(column)
-    for key in list_datasets():
-        d = get_dataset(key).describe()
-        test = d["test_subjects"] or [f"S{s}-{r}" for s, r in d["test_sessions"]]
-        table.add_row(
-            key,
-            f"{d['rate']:.4g}",
-            str(d["window"]),
-            f"{d['overlap']:.0%}",
-            str(len(d["channels"])),
-            str(len(d["classes"])),
-            " ".join(map(str, test)),
-        )
+    def body():
+        if template is not None:
+            for path in write_template(template):
+                console.print(f"wrote {path}")
+            console.print(f"next: harkit datasets --describe {template}; harkit prepare {template}")
+            return
+        if describe is not None:
+            print_description(get_dataset(str(describe)).describe_recordings())
+            return
+        table = Table(title="harkit datasets")
+        for column in ("key", "Hz", "window", "overlap", "channels", "classes", "default test part"):
+            table.add_column(column)
+        for key in list_datasets():
+            d = get_dataset(key).describe()
+            test = d["test_subjects"] or [f"S{s}-{r}" for s, r in d["test_sessions"]]
+            table.add_row(
+                key,
+                f"{d['rate']:.4g}",
+                str(d["window"]),
+                f"{d['overlap']:.0%}",
+                str(len(d["channels"])),
+                str(len(d["classes"])),
+                " ".join(map(str, test)),
+            )
+        console.print(table)
+        console.print("Any folder with a harkit.toml is a dataset too: harkit datasets --template DIR")
+
+    _run(body)
+
+
+def print_description(facts: dict) -> None:
+    """What harkit understood of a folder dataset."""
+    console.print(
+        f"[bold]{facts['folder']}[/]: {facts['recordings']} recordings, {len(facts['subjects'])} subjects, "
+        f"{facts['sampling_rate']:g} Hz, window {facts['window']} ({facts['overlap']:.0%} overlap)",
+        highlight=False,
+    )
+    console.print(
+        f"subjects: {', '.join(f'{k} ({v})' if str(k) != v else str(k) for k, v in facts['subjects'].items())}"
+        f"; held out for testing by default: {facts['test_subjects']}",
+        highlight=False,
+    )
+    console.print(f"channels: {', '.join(facts['channels'])}; 3-axis sensors: {facts['sensors']}", highlight=False)
+    table = Table()
+    for column in ("class", "samples", "duration"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, counts in facts["classes"].items():
+        table.add_row(name, str(counts["samples"]), f"{counts['seconds'] / 60:.1f} min")
+    table.add_row("(unlabelled)", str(facts["unlabelled_samples"]), "")
     console.print(table)
 
 
@@ -377,7 +415,7 @@ def benchmark(
         markdown, page = run_grid(
             out, dataset_list, model_list, [int(s) for s in seeds.split(",")], base, workers=workers, progress=progress
         )
-        console.print(markdown.read_text(), highlight=False)
+        console.print(markdown.read_text(), highlight=False, markup=False)
         console.print(f"report: {markdown} and {page}")
 
     _run(body)
@@ -392,7 +430,7 @@ def report(out: Annotated[Path, typer.Argument(help="Folder written by `harkit b
         if not out.is_dir():
             raise HarkitError(f"{out} does not exist; run `harkit benchmark --out {out} ...` first")
         markdown, page = write_report(out)
-        console.print(markdown.read_text(), highlight=False)
+        console.print(markdown.read_text(), highlight=False, markup=False)
         console.print(f"report: {markdown} and {page}")
 
     _run(body)

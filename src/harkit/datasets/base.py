@@ -120,6 +120,17 @@ class Dataset:
         """Read the extracted archive under `root` (the folder that holds `marker`)."""
         raise NotImplementedError
 
+    def find(self, data_dir: Path | None, cache_dir: Path, allow_download: bool) -> tuple[Path, str]:
+        """The folder to read from and a fingerprint of its content (see `harkit.datasets.download.locate`)."""
+        from harkit.datasets.download import locate
+
+        return locate(self, data_dir, cache_dir, allow_download)
+
+    @property
+    def sensors(self) -> list[tuple[int, int, int]]:
+        """Channel indices of each 3-axis sensor (what rotation augmentation rotates)."""
+        return sensor_groups(self.channels)
+
     def describe(self) -> dict:
         """The dataset's facts as plain data."""
         split = self.default_split
@@ -166,8 +177,14 @@ def get_dataset(key: str | Dataset, **options) -> Dataset:
     """The dataset registered as `key`, built with its reader options (e.g. `transitions=True` for HAPT)."""
     if isinstance(key, Dataset):
         return key
+    if key not in _REGISTRY.builders and Path(key).is_dir():
+        from harkit.datasets.folder import FolderDataset
+
+        return FolderDataset(Path(key), **options)
     if key not in _REGISTRY.builders:
-        raise HarkitError(f"unknown dataset {key!r}; valid names: {', '.join(list_datasets())}")
+        raise HarkitError(
+            f"unknown dataset {key!r}; valid names: {', '.join(list_datasets())}, or a folder with a harkit.toml"
+        )
     try:
         return _REGISTRY.builders[key](**options)
     except TypeError as error:

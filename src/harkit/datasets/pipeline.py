@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from harkit import HarkitError
-from harkit.datasets.base import Dataset, Recording, Windows, get_dataset
-from harkit.datasets.download import default_cache_dir, locate, publish
+from harkit.datasets.base import Dataset, Recording, Windows, get_dataset, sensor_groups
+from harkit.datasets.download import default_cache_dir, publish
 from harkit.datasets.splits import SubjectSplit, test_mask, validation_mask
 from harkit.datasets.windows import fill_gaps, longest_segment, window_recordings, window_step
 
 log = logging.getLogger(__name__)
 
 # Bump whenever a change in this package changes the arrays it produces: old cache entries are then ignored.
-PREPROCESS_VERSION = 1
+PREPROCESS_VERSION = 2
 PARTS = ("train", "val", "test")
 
 
@@ -136,6 +136,12 @@ def _build(dataset: Dataset, root: Path, config: PrepareConfig) -> Prepared:
     windows = _window(dataset, raw, window, overlap)
     if len(columns) != windows.x.shape[2]:
         windows.x = windows.x[:, :, columns]
+    subjects = np.unique(windows.subject)
+    if len(subjects) < 2 and (config.split.kind != "default" or dataset.default_split.by == "subject"):
+        raise HarkitError(
+            f"{dataset.key} has windows of one subject only ({subjects.tolist()}): a split by subject needs at "
+            "least two, one to train on and one to test on; add recordings of other subjects"
+        )
     is_test = test_mask(windows, config.split, dataset.default_split)
     if not is_test.any() or is_test.all():
         raise HarkitError(
@@ -159,6 +165,9 @@ def _build(dataset: Dataset, root: Path, config: PrepareConfig) -> Prepared:
         "dataset": dataset.key,
         "options": dataset.options,
         "channels": channel_names,
+        "sensors": [list(group) for group in sensor_groups(channel_names)]
+        if config.channels
+        else [list(group) for group in dataset.sensors],
         "classes": list(dataset.classes),
         "window": window,
         "overlap": overlap,
@@ -231,7 +240,7 @@ def prepare(
     dataset = get_dataset(dataset, **options)
     config = config or PrepareConfig()
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    root, fingerprint = locate(dataset, Path(data_dir) if data_dir else None, cache_dir, allow_download)
+    root, fingerprint = dataset.find(Path(data_dir) if data_dir else None, cache_dir, allow_download)
     folder = cache_dir / "prepared" / f"{dataset.key}-{cache_key(dataset, config, fingerprint)}"
     if use_cache and (folder / "meta.json").is_file():
         log.info("using cached arrays in %s", folder)

@@ -78,14 +78,12 @@ class Grid:
         (self.root / "grid.json").write_text(json.dumps(data, indent=2))
 
     def results(self) -> list[RunResult]:
-        cells = {(d, m, s) for d in self.datasets for m in self.models for s in self.seeds}
-        runs = self.root / "runs"
-        if runs.is_dir():
-            for path in runs.glob("*/*/seed-*"):
-                cells.add((path.parent.parent.name, path.parent.name, int(path.name.removeprefix("seed-"))))
+        cells = {run_dir(self.root, d, m, s): (d, m, s) for d in self.datasets for m in self.models for s in self.seeds}
+        for path in sorted((self.root / "runs").glob("*/*/seed-*")):
+            # runs on disk that the grid does not name (an earlier, larger grid) are reported too
+            cells.setdefault(path, (path.parent.parent.name, path.parent.name, int(path.name.removeprefix("seed-"))))
         results = []
-        for dataset, model, seed in sorted(cells):
-            path = run_dir(self.root, dataset, model, seed)
+        for path, (dataset, model, seed) in sorted(cells.items(), key=lambda item: item[1]):
             result = RunResult(dataset, model, seed, path)
             if (path / "metrics.json").is_file():
                 result.metrics = json.loads((path / "metrics.json").read_text())

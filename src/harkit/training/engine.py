@@ -364,7 +364,7 @@ def train(
     if config.augment.enabled:
         augment = Augmenter(
             config.augment,
-            sensor_groups(meta["channels"]),
+            [tuple(group) for group in meta.get("sensors", sensor_groups(meta["channels"]))],
             torch.tensor(meta["mean"], device=device),
             torch.tensor(meta["std"], device=device),
             augment_generator,
