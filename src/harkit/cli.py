@@ -412,13 +412,16 @@ def benchmark(
             precision=precision,
             data_dir=str(data_dir) if data_dir else None,
         )
-        markdown, page = run_grid(
-            out, dataset_list, model_list, [int(s) for s in seeds.split(",")], base, workers=workers, progress=progress
-        )
-        console.print(markdown.read_text(), highlight=False, markup=False)
-        console.print(f"report: {markdown} and {page}")
+        seed_list = [int(s) for s in seeds.split(",")]
+        print_report(*run_grid(out, dataset_list, model_list, seed_list, base, workers=workers, progress=progress))
 
     _run(body)
+
+
+def print_report(markdown: Path, page: Path) -> None:
+    """The Markdown report as text, and where both versions are."""
+    console.print(markdown.read_text(), highlight=False, markup=False)
+    console.print(f"report: {markdown} and {page}")
 
 
 @app.command()
@@ -429,9 +432,7 @@ def report(out: Annotated[Path, typer.Argument(help="Folder written by `harkit b
     def body():
         if not out.is_dir():
             raise HarkitError(f"{out} does not exist; run `harkit benchmark --out {out} ...` first")
-        markdown, page = write_report(out)
-        console.print(markdown.read_text(), highlight=False, markup=False)
-        console.print(f"report: {markdown} and {page}")
+        print_report(*write_report(out))
 
     _run(body)
 

@@ -55,3 +55,10 @@ def test_leave_one_subject_out_reports_each_fold(tiny_config, tmp_path):
     accuracies = [row["accuracy"] for row in summary["folds"]]
     assert summary["mean"]["accuracy"] == pytest.approx(sum(accuracies) / 3)
     assert (tmp_path / "cv" / "crossval.json").is_file()
+
+
+def test_grid_runs_in_parallel_worker_processes(tiny_config, tmp_path):
+    base = replace(tiny_config, epochs=1)
+    markdown, _ = run_grid(tmp_path / "bench", ["hapt"], ["sann", "cnn"], [0], base, workers=2, progress=False)
+    text = markdown.read_text()
+    assert "| hapt | sann | 1/1 |" in text and "| hapt | cnn | 1/1 |" in text
