@@ -11,7 +11,7 @@ from torch import nn
 
 from harkit.models.base import HarModel
 from harkit.models.registry import register_model
-from harkit.models.sann import WIDTHS, conv_stages
+from harkit.models.sann import WIDTHS, SpatialAttentionModule, conv_stages
 from harkit.models.transformer import PositionalEncoding, encoder
 
 
@@ -48,9 +48,8 @@ class SANNSequence(HarModel):
         out, _ = self.sequence(x)
         return self.norm(out[:, -1])
 
-    def attention_modules(self) -> list[nn.Module]:
-        from harkit.models.sann import SpatialAttentionModule
-
+    def attention_modules(self) -> list[SpatialAttentionModule]:
+        """The attention module of each SANN stage, first to last."""
         return [m for m in self.modules() if isinstance(m, SpatialAttentionModule)]
 
 

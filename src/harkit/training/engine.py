@@ -548,4 +548,4 @@ def _write_history(out: Path, history: list[dict]) -> None:
 
 
 def _dataset_json(out: Path, meta: dict) -> None:
-    (out / "dataset.json").write_text(json.dumps({k: v for k, v in meta.items()}, indent=2))
+    (out / "dataset.json").write_text(json.dumps(meta, indent=2))
