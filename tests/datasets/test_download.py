@@ -117,3 +117,18 @@ def test_tar_gz_archive_of_wisdm(tmp_path):
         handle.add(tree / "WISDM_ar_v1.1", arcname="WISDM_ar_v1.1")
     prepared = prepare("wisdm", PrepareConfig(window=20), data_dir=data)
     assert prepared.meta["subjects"]["test"] == [31]
+
+
+def test_archive_nested_in_an_archive_is_unpacked(tmp_path):
+    """The current UCI download of PAMAP2 is a zip holding PAMAP2_Dataset.zip."""
+    tree = raw.write_pamap2(tmp_path / "tree")
+    inner = raw.zip_tree(tree, tmp_path / "PAMAP2_Dataset.zip")
+    data = tmp_path / "data"
+    data.mkdir()
+    import zipfile
+
+    with zipfile.ZipFile(data / "pamap2+physical+activity+monitoring.zip", "w") as outer:
+        outer.write(inner, "PAMAP2_Dataset.zip")
+        outer.writestr("readme.pdf", b"%PDF")
+    root, _ = locate(get_dataset("pamap2"), data, tmp_path / "cache")
+    assert (root / "Protocol" / "subject101.dat").is_file()
