@@ -130,3 +130,14 @@ def test_checkpoint_alone_rebuilds_the_model(tiny_config, tmp_path):
     checkpoint = checkpoint_module.load_checkpoint(run / "best.pt")
     model = checkpoint_module.model_from_checkpoint(checkpoint)
     assert model(torch.zeros(2, 32, 6)).shape == (2, 6)
+
+
+def test_out_of_memory_names_the_batch_size(tiny_config, tmp_path, monkeypatch):
+    from harkit.models.sann import SpatialAttentionNeuralNetwork
+
+    def exhausted(self, x):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(SpatialAttentionNeuralNetwork, "forward", exhausted)
+    with pytest.raises(HarkitError, match="out of memory with batch size 8 .* smaller --batch-size"):
+        train(tiny_config, tmp_path / "run", progress=False)

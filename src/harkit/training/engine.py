@@ -454,7 +454,9 @@ def train(
                     with autocast:
                         logits = (compiled if len(yb) == batch_size else trained)(xb)
                         loss = criterion(logits.float(), yb) + _penalty(model, config.l1, config.l2)
-                except torch.OutOfMemoryError:
+                except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
+                    if isinstance(error, RuntimeError) and "can't allocate memory" not in str(error):
+                        raise
                     raise HarkitError(
                         f"out of memory with batch size {config.batch_size} on {device}; use a smaller --batch-size"
                     ) from None
