@@ -139,5 +139,5 @@ def test_out_of_memory_names_the_batch_size(tiny_config, tmp_path, monkeypatch):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     monkeypatch.setattr(SpatialAttentionNeuralNetwork, "forward", exhausted)
-    with pytest.raises(HarkitError, match="out of memory with batch size 8 .* smaller --batch-size"):
+    with pytest.raises(HarkitError, match=r"out of memory with batch size 8 .* smaller --batch-size"):
         train(tiny_config, tmp_path / "run", progress=False)
