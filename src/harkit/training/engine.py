@@ -455,7 +455,8 @@ def train(
                         logits = (compiled if len(yb) == batch_size else trained)(xb)
                         loss = criterion(logits.float(), yb) + _penalty(model, config.l1, config.l2)
                 except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
-                    if isinstance(error, RuntimeError) and "can't allocate memory" not in str(error):
+                    cpu_exhausted = "can't allocate memory" in str(error)  # the CPU allocator's RuntimeError
+                    if not isinstance(error, (torch.OutOfMemoryError, MemoryError)) and not cpu_exhausted:
                         raise
                     raise HarkitError(
                         f"out of memory with batch size {config.batch_size} on {device}; use a smaller --batch-size"
