@@ -109,21 +109,29 @@ def _window(dataset: Dataset, raw: list[Recording] | Windows, window: int, overl
     return windows
 
 
+def _channel_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation of `[n, window, channels]`, accumulated in float64."""
+    columns = np.ascontiguousarray(x.reshape(-1, x.shape[2]).T)  # reductions then run along contiguous memory
+    if np.isnan(columns).any():
+        mean, std = np.nanmean(columns, axis=1, dtype=np.float64), np.nanstd(columns, axis=1, dtype=np.float64)
+        return np.nan_to_num(mean), std
+    mean = columns.mean(axis=1, dtype=np.float64)
+    centred = columns - mean[:, None].astype(np.float32)
+    return mean, np.sqrt(np.einsum("ij,ij->i", centred, centred, dtype=np.float64) / columns.shape[1])
+
+
 def _normalise(parts: dict[str, Windows], normalize: bool) -> tuple[np.ndarray, np.ndarray]:
     channels = parts["train"].x.shape[2]
-    has_nan = any(np.isnan(part.x).any() for part in parts.values())
-    if not normalize:
-        mean, std = np.zeros(channels, np.float32), np.ones(channels, np.float32)
-    else:
-        flat = parts["train"].x.reshape(-1, channels)
-        mean_of, std_of = (np.nanmean, np.nanstd) if has_nan else (np.mean, np.std)
-        mean = np.nan_to_num(mean_of(flat, axis=0, dtype=np.float64)).astype(np.float32)
-        std = std_of(flat, axis=0, dtype=np.float64)
+    if normalize:
+        mean, std = _channel_statistics(parts["train"].x)
+        mean = mean.astype(np.float32)
         std = np.where(np.isfinite(std) & (std > 1e-8), std, 1.0).astype(np.float32)
+    else:
+        mean, std = np.zeros(channels, np.float32), np.ones(channels, np.float32)
     for part in parts.values():
         part.x -= mean
         part.x /= std
-        if has_nan:  # channels missing for a whole recording become the training mean
+        if np.isnan(part.x).any():  # channels missing for a whole recording become the training mean
             np.nan_to_num(part.x, copy=False, nan=0.0)
     return mean, std
 
