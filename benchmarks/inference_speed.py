@@ -45,8 +45,14 @@ def main() -> None:
         path = Path(folder) / "model.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, (torch.randn(2, window, channels),), path, dynamo=True, input_names=["windows"],
-                              dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+            torch.onnx.export(
+                model,
+                (torch.randn(2, window, channels),),
+                path,
+                dynamo=True,
+                input_names=["windows"],
+                dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
+            )
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -61,8 +67,10 @@ def main() -> None:
 
             torch_median, torch_p95 = timed(run_torch, args.repeats)
             onnx_median, onnx_p95 = timed(lambda x=x: session.run(None, {"windows": x}), args.repeats)
-            print(f"batch {batch:3d}: PyTorch {torch_median:8.3f} ms (p95 {torch_p95:.3f})  onnxruntime "
-                  f"{onnx_median:8.3f} ms (p95 {onnx_p95:.3f})  ratio {torch_median / onnx_median:.2f}x")
+            print(
+                f"batch {batch:3d}: PyTorch {torch_median:8.3f} ms (p95 {torch_p95:.3f})  onnxruntime "
+                f"{onnx_median:8.3f} ms (p95 {onnx_p95:.3f})  ratio {torch_median / onnx_median:.2f}x"
+            )
 
 
 if __name__ == "__main__":
