@@ -109,3 +109,62 @@ def test_a_folder_of_recordings_is_a_dataset(tmp_path):
     assert result.exit_code == 0, result.output
     report = (out / "report.md").read_text()
     assert report.count("| cnn | 1/1 |") == 1
+
+
+def test_export_predict_explain_and_tune_commands(hapt_dir, tmp_path):
+    run = tmp_path / "run"
+    args = [
+        "train",
+        "--dataset",
+        "hapt",
+        "--model",
+        "sann",
+        "--data-dir",
+        hapt_dir,
+        "--window",
+        32,
+        "--epochs",
+        1,
+        "--batch-size",
+        8,
+        "--width",
+        0.125,
+        "--out",
+        run,
+        "--no-progress",
+    ]
+    assert invoke(*args).exit_code == 0
+    result = invoke("export", run, "--format", "onnx")
+    assert result.exit_code == 0 and "largest difference from PyTorch" in result.output
+    assert invoke("export", run, "--format", "tflite").exit_code == 2
+    frame = np.random.default_rng(0).normal(size=(100, 6))
+    columns = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
+    import pandas as pd
+
+    pd.DataFrame(frame, columns=columns).to_csv(tmp_path / "rec.csv", index=False)
+    result = invoke("predict", run, tmp_path / "rec.csv", "--out", tmp_path / "pred")
+    assert result.exit_code == 0 and "(onnxruntime)" in result.output
+    assert (tmp_path / "pred" / "timeline.csv").is_file()
+    result = invoke("predict", run, tmp_path / "rec.csv", "--rate", 100)
+    assert result.exit_code == 2 and "--resample" in result.output
+    result = invoke("explain", run, "--out", tmp_path / "attention", "--per-class", 1)
+    assert result.exit_code == 0 and "figures" in result.output
+    result = invoke(
+        "tune",
+        "--dataset",
+        "hapt",
+        "--data-dir",
+        hapt_dir,
+        "--window",
+        32,
+        "--trials",
+        1,
+        "--epochs",
+        1,
+        "--val-fraction",
+        0.5,
+        "--out",
+        tmp_path / "tune",
+        "--no-final",
+    )
+    assert result.exit_code == 0 and '"trials": 1' in result.output
