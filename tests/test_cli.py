@@ -14,6 +14,30 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False, env={"COLUMNS": "200"})
 
 
+def train_args(hapt_dir, run, model):
+    """A one-epoch training command on the HAPT fixture with a narrow model."""
+    return [
+        "train",
+        "--dataset",
+        "hapt",
+        "--model",
+        model,
+        "--data-dir",
+        hapt_dir,
+        "--window",
+        32,
+        "--epochs",
+        1,
+        "--batch-size",
+        8,
+        "--width",
+        0.125,
+        "--out",
+        run,
+        "--no-progress",
+    ]
+
+
 def test_datasets_lists_all_six():
     result = invoke("datasets")
     assert result.exit_code == 0
