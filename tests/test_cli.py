@@ -77,26 +77,7 @@ def test_models_lists_parameter_counts():
 
 def test_train_evaluate_and_report(hapt_dir, tmp_path):
     run = tmp_path / "run"
-    args = [
-        "train",
-        "--dataset",
-        "hapt",
-        "--model",
-        "cnn",
-        "--data-dir",
-        hapt_dir,
-        "--window",
-        32,
-        "--epochs",
-        1,
-        "--batch-size",
-        8,
-        "--width",
-        0.125,
-        "--out",
-        run,
-        "--no-progress",
-    ]
+    args = train_args(hapt_dir, run, "cnn")
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert "macro F1" in result.output and "LAYING" in result.output
@@ -137,26 +118,7 @@ def test_a_folder_of_recordings_is_a_dataset(tmp_path):
 
 def test_export_predict_explain_and_tune_commands(hapt_dir, tmp_path):
     run = tmp_path / "run"
-    args = [
-        "train",
-        "--dataset",
-        "hapt",
-        "--model",
-        "sann",
-        "--data-dir",
-        hapt_dir,
-        "--window",
-        32,
-        "--epochs",
-        1,
-        "--batch-size",
-        8,
-        "--width",
-        0.125,
-        "--out",
-        run,
-        "--no-progress",
-    ]
+    args = train_args(hapt_dir, run, "sann")
     assert invoke(*args).exit_code == 0
     result = invoke("export", run, "--format", "onnx")
     assert result.exit_code == 0 and "largest difference from PyTorch" in result.output
