@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -54,6 +56,26 @@ def config_from_params(base: TrainConfig, params: dict) -> TrainConfig:
     return suggest(optuna.trial.FixedTrial(params), base)
 
 
+def _open_study(storage: str, name: str, seed: int, attempts: int = 5) -> optuna.Study:
+    """Create or load the study; processes that start together may race to create the schema, so retry."""
+    for attempt in range(attempts):
+        try:
+            return optuna.create_study(
+                study_name=name,
+                storage=storage,
+                load_if_exists=True,
+                direction="maximize",
+                sampler=optuna.samplers.TPESampler(seed=seed),
+                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+            )
+        except Exception as error:  # sqlalchemy's OperationalError or optuna's DuplicatedStudyError
+            if attempt == attempts - 1:
+                raise
+            log.info("opening study %s failed (%s); retrying", name, error)
+            time.sleep(0.5 + random.random())
+    raise AssertionError("unreachable")
+
+
 def tune(
     base: TrainConfig,
     trials: int,
@@ -67,14 +89,7 @@ def tune(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(out / 'study.db').resolve()}"
-    study = optuna.create_study(
-        study_name=study_name or f"{base.dataset}-{base.model}",
-        storage=storage,
-        load_if_exists=True,
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=base.seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
-    )
+    study = _open_study(storage, study_name or f"{base.dataset}-{base.model}", base.seed)
 
     def objective(trial: optuna.Trial) -> float:
         config = suggest(trial, base)
