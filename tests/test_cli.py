@@ -154,3 +154,11 @@ def test_export_predict_explain_and_tune_commands(hapt_dir, tmp_path):
         "--no-final",
     )
     assert result.exit_code == 0 and '"trials": 1' in result.output
+
+
+def test_train_with_subject_folds(hapt_dir, tmp_path):
+    args = [*train_args(hapt_dir, tmp_path / "cv", "cnn"), "--folds", "loso", "--val-fraction", 0]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "loso cross-validation" in result.output and "mean ± std" in result.output
+    assert sorted(p.name for p in (tmp_path / "cv").glob("fold-*")) == ["fold-00", "fold-01", "fold-02"]
