@@ -364,7 +364,7 @@ def train(
     if config.augment.enabled:
         augment = Augmenter(
             config.augment,
-            [tuple(group) for group in meta.get("sensors", sensor_groups(meta["channels"]))],
+            [tuple(sensor) for sensor in meta.get("sensors", sensor_groups(meta["channels"]))],
             torch.tensor(meta["mean"], device=device),
             torch.tensor(meta["std"], device=device),
             augment_generator,
@@ -386,13 +386,10 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
-        generator.set_state(state["generator"].cpu() if device.type == "cpu" else state["generator"])
-        augment_generator.set_state(
-            state["augment_generator"][group.rank].cpu()
-            if device.type == "cpu"
-            else state["augment_generator"][group.rank]
-        )
-        torch.set_rng_state(state["torch_rng"])
+        # Generator states are CPU byte tensors whatever the device; map_location may have moved them.
+        generator.set_state(state["generator"].cpu())
+        augment_generator.set_state(state["augment_generator"][group.rank].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
         start_epoch, best_score, stale, history = (
             state["epoch"] + 1,
             state["best_score"],
