@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from harkit import HarkitError
+from harkit.datasets import get_dataset, list_datasets
 from harkit.models import (
     SpatialAttentionModule,
     count_parameters,
@@ -12,15 +13,8 @@ from harkit.models import (
     model_options,
 )
 
-# (window, channels, classes) of UCI-HAR, HAPT, WISDM, PAMAP2, DSADS and OPPORTUNITY
-SHAPES = {
-    "uci-har": (128, 9, 6),
-    "hapt": (128, 6, 6),
-    "wisdm": (200, 3, 6),
-    "pamap2": (171, 36, 12),
-    "dsads": (125, 45, 19),
-    "opportunity": (30, 113, 17),
-}
+# (window, channels, classes) of every dataset's default protocol
+SHAPES = {key: (d.window, len(d.channels), len(d.classes)) for key, d in ((k, get_dataset(k)) for k in list_datasets())}
 
 
 def test_registry_lists_every_family():

@@ -100,7 +100,6 @@ class Dataset:
     window: ClassVar[int]
     overlap: ClassVar[float]
     default_split: ClassVar[DefaultSplit]
-    pre_windowed: ClassVar[bool] = False
     nan_policy: ClassVar[str] = "The raw files hold no missing values."
 
     channels: list[str]

@@ -31,7 +31,6 @@ class UCIHAR(Dataset):
     window = 128
     overlap = 0.5
     default_split = DefaultSplit(test_subjects=UCI_HAR_TEST_SUBJECTS)
-    pre_windowed = True
 
     def __init__(self) -> None:
         self.channels = list(SIGNALS)

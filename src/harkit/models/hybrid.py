@@ -11,7 +11,7 @@ from torch import nn
 
 from harkit.models.base import HarModel
 from harkit.models.registry import register_model
-from harkit.models.sann import WIDTHS, SpatialAttentionModule, conv_stages
+from harkit.models.sann import WIDTHS, SpatialAttentionModule, conv_stages, scaled_widths
 from harkit.models.transformer import PositionalEncoding, encoder
 
 
@@ -53,10 +53,6 @@ class SANNSequence(HarModel):
         return [m for m in self.modules() if isinstance(m, SpatialAttentionModule)]
 
 
-def _widths(width: float) -> tuple[int, ...]:
-    return tuple(max(1, round(w * width)) for w in WIDTHS)
-
-
 @register_model("sann-transformer")
 def sann_transformer(
     window: int,
@@ -69,7 +65,7 @@ def sann_transformer(
     dropout: float = 0.1,
 ) -> HarModel:
     """SANN stages, then a two-layer Transformer encoder over the remaining time steps."""
-    return SANNSequence(num_classes, "transformer", _widths(width), dim, heads, layers, dropout)
+    return SANNSequence(num_classes, "transformer", scaled_widths(width), dim, heads, layers, dropout)
 
 
 @register_model("sann-lstm")
@@ -83,4 +79,4 @@ def sann_lstm(
     dropout: float = 0.1,
 ) -> HarModel:
     """SANN stages, then a two-layer LSTM over the remaining time steps."""
-    return SANNSequence(num_classes, "lstm", _widths(width), dim, layers=layers, dropout=dropout)
+    return SANNSequence(num_classes, "lstm", scaled_widths(width), dim, layers=layers, dropout=dropout)

@@ -46,6 +46,11 @@ class ConvStage(nn.Sequential):
         super().__init__(*layers)
 
 
+def scaled_widths(width: float) -> tuple[int, ...]:
+    """The stage widths 64-128-256-512 times `width` (1.0 is the published network)."""
+    return tuple(max(1, round(w * width)) for w in WIDTHS)
+
+
 def conv_stages(widths: tuple[int, ...], attention: bool) -> nn.Sequential:
     """The feature stages shared by SANN, the CNN and the hybrids."""
     cins = (1, *widths[:-1])
@@ -84,12 +89,10 @@ class SpatialAttentionNeuralNetwork(HarModel):
 @register_model("sann")
 def sann(window: int, channels: int, num_classes: int, width: float = 1.0, dropout: float = 0.0) -> HarModel:
     """SANN exactly as published (width 1.0): 546,838 parameters for 9 channels and 6 classes."""
-    widths = tuple(max(1, round(w * width)) for w in WIDTHS)
-    return SpatialAttentionNeuralNetwork(channels, num_classes, widths, attention=True, dropout=dropout)
+    return SpatialAttentionNeuralNetwork(channels, num_classes, scaled_widths(width), attention=True, dropout=dropout)
 
 
 @register_model("cnn")
 def cnn(window: int, channels: int, num_classes: int, width: float = 1.0, dropout: float = 0.0) -> HarModel:
     """The traditional CNN: SANN's stages without spatial attention."""
-    widths = tuple(max(1, round(w * width)) for w in WIDTHS)
-    return SpatialAttentionNeuralNetwork(channels, num_classes, widths, attention=False, dropout=dropout)
+    return SpatialAttentionNeuralNetwork(channels, num_classes, scaled_widths(width), attention=False, dropout=dropout)
