@@ -10,6 +10,7 @@ import pandas as pd
 
 from harkit import HarkitError
 from harkit.datasets.base import Dataset, DefaultSplit, Recording, Source, register_dataset
+from harkit.datasets.parsing import map_files
 
 ACTIVITIES = [
     "sitting",
@@ -62,20 +63,19 @@ class DSADS(Dataset):
         self.classes = list(ACTIVITIES)
 
     def read(self, root: Path) -> list[Recording]:
-        recordings = []
-        for activity_dir in sorted((root / "data").glob("a[0-9][0-9]")):
-            activity = int(activity_dir.name[1:]) - 1
-            for subject_dir in sorted(activity_dir.glob("p[0-9]*")):
-                files = sorted(subject_dir.glob("s[0-9][0-9].txt"))
-                # One parse over the joined files: far faster than one parser call per 5-second file.
-                text = b"".join(f.read_bytes().rstrip(b"\r\n") + b"\n" for f in files)
-                frame = pd.read_csv(io.BytesIO(text), header=None, dtype=np.float32, engine="c")
-                if frame.shape[1] != len(self.channels) or len(frame) != SEGMENT_SAMPLES * len(files):
-                    raise HarkitError(
-                        f"{subject_dir}: expected {len(files)} files of {SEGMENT_SAMPLES} x {len(self.channels)} "
-                        f"values, read {frame.shape[0]} x {frame.shape[1]}"
-                    )
-                labels = np.full(len(frame), activity, np.int64)
-                subject = int(subject_dir.name[1:])
-                recordings.append(Recording(frame.to_numpy(), labels, subject, activity_dir.name))
-        return recordings
+        def recording(subject_dir: Path) -> Recording:
+            files = sorted(subject_dir.glob("s[0-9][0-9].txt"))
+            # One parse over the joined files: far faster than one parser call per 5-second file.
+            text = b"".join(f.read_bytes().rstrip(b"\r\n") + b"\n" for f in files)
+            frame = pd.read_csv(io.BytesIO(text), header=None, dtype=np.float32, engine="c")
+            if frame.shape[1] != len(self.channels) or len(frame) != SEGMENT_SAMPLES * len(files):
+                raise HarkitError(
+                    f"{subject_dir}: expected {len(files)} files of {SEGMENT_SAMPLES} x {len(self.channels)} "
+                    f"values, read {frame.shape[0]} x {frame.shape[1]}"
+                )
+            activity = int(subject_dir.parent.name[1:]) - 1
+            labels = np.full(len(frame), activity, np.int64)
+            return Recording(frame.to_numpy(), labels, int(subject_dir.name[1:]), subject_dir.parent.name)
+
+        activity_dirs = sorted((root / "data").glob("a[0-9][0-9]"))
+        return map_files(recording, [folder for a in activity_dirs for folder in sorted(a.glob("p[0-9]*"))])

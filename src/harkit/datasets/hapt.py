@@ -5,31 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from harkit import HarkitError
 from harkit.datasets.base import Dataset, DefaultSplit, Recording, Source, register_dataset
+from harkit.datasets.parsing import map_files, read_space_separated
 from harkit.datasets.windows import labels_from_segments
 
 BASIC = ["WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING", "STANDING", "LAYING"]
 TRANSITIONS = ["STAND_TO_SIT", "SIT_TO_STAND", "SIT_TO_LIE", "LIE_TO_SIT", "STAND_TO_LIE", "LIE_TO_STAND"]
 UCI_HAR_TEST_SUBJECTS = (2, 4, 9, 10, 12, 13, 18, 20, 24)
-
-
-def read_space_separated(path: Path, columns: int | None = None, single_space: bool = False) -> np.ndarray:
-    """A whitespace-separated numeric file as float32 (pandas' C parser).
-
-    `single_space` says values are separated by exactly one space, which parses twice as fast.
-    """
-    if not path.is_file():
-        raise HarkitError(f"{path} is missing: the archive is incomplete")
-    try:
-        frame = pd.read_csv(path, sep=" " if single_space else r"\s+", header=None, dtype=np.float32, engine="c")
-    except (ValueError, pd.errors.ParserError) as error:
-        raise HarkitError(f"cannot parse {path}: {error}") from None
-    if columns is not None and frame.shape[1] != columns:
-        raise HarkitError(f"{path} has {frame.shape[1]} columns, expected {columns}")
-    return frame.to_numpy()
 
 
 @register_dataset
@@ -64,8 +48,9 @@ class HAPT(Dataset):
     def read(self, root: Path) -> list[Recording]:
         raw = root / "RawData"
         labels = read_space_separated(raw / "labels.txt", columns=5).astype(np.int64)
-        recordings = []
-        for experiment, user in np.unique(labels[:, :2], axis=0):
+
+        def recording(experiment_user: np.ndarray) -> Recording:
+            experiment, user = experiment_user
             stem = f"exp{experiment:02d}_user{user:02d}.txt"
             acc = read_space_separated(raw / f"acc_{stem}", columns=3, single_space=True)
             gyro = read_space_separated(raw / f"gyro_{stem}", columns=3, single_space=True)
@@ -75,5 +60,6 @@ class HAPT(Dataset):
             activity = rows[:, 2] - 1
             activity = np.where(activity < len(self.classes), activity, -1)
             per_sample = labels_from_segments(len(acc), rows[:, 3], rows[:, 4], activity)
-            recordings.append(Recording(np.hstack([acc, gyro]), per_sample, int(user), f"exp{experiment:02d}"))
-        return recordings
+            return Recording(np.hstack([acc, gyro]), per_sample, int(user), f"exp{experiment:02d}")
+
+        return map_files(recording, np.unique(labels[:, :2], axis=0))

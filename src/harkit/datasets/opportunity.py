@@ -8,7 +8,7 @@ import numpy as np
 
 from harkit import HarkitError
 from harkit.datasets.base import UNLABELLED, Dataset, DefaultSplit, Recording, Source, register_dataset
-from harkit.datasets.hapt import read_space_separated
+from harkit.datasets.parsing import map_files, read_space_separated
 
 GESTURES = {
     406516: "Open Door 1",
@@ -104,15 +104,14 @@ class Opportunity(Dataset):
         return {"task": self.task, "null_class": self.null_class}
 
     def read(self, root: Path) -> list[Recording]:
-        recordings = []
-        for path in sorted((root / "dataset").glob("S*-*.dat")):
+        def recording(path: Path) -> Recording:
             subject, session = path.stem.split("-", 1)
-            if session not in SESSIONS:
-                continue
             table = read_space_separated(path, columns=250)
             codes = np.nan_to_num(table[:, LABEL_COLUMN[self.task]], nan=-1).astype(np.int64)
             labels = np.full(len(codes), UNLABELLED, np.int64)
             for index, code in enumerate(self.codes):
                 labels[codes == code] = index
-            recordings.append(Recording(table[:, self.columns], labels, int(subject[1:]), session))
-        return recordings
+            return Recording(table[:, self.columns], labels, int(subject[1:]), session)
+
+        paths = sorted((root / "dataset").glob("S*-*.dat"))
+        return map_files(recording, [path for path in paths if path.stem.split("-", 1)[1] in SESSIONS])

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from harkit.datasets.base import UNLABELLED, Dataset, DefaultSplit, Recording, Source, register_dataset
-from harkit.datasets.hapt import read_space_separated
+from harkit.datasets.parsing import map_files, read_space_separated
 
 # activityID -> class name, the 12 protocol activities; 0 (transient) and the rest are unlabelled.
 ACTIVITIES = {
@@ -65,13 +65,13 @@ class PAMAP2(Dataset):
         lookup = np.full(max(ACTIVITIES) + 1, UNLABELLED, np.int64)
         lookup[list(ACTIVITIES)] = np.arange(len(ACTIVITIES))
         folders = ["Protocol", "Optional"] if self.optional else ["Protocol"]
-        recordings = []
-        for folder in folders:
-            for path in sorted((root / folder).glob("subject1*.dat")):
-                table = read_space_separated(path, columns=54)
-                activity = table[:, 1].astype(np.int64)
-                inside = (activity >= 0) & (activity < len(lookup))
-                labels = np.where(inside, lookup[np.clip(activity, 0, len(lookup) - 1)], UNLABELLED)
-                subject = int(path.stem.removeprefix("subject"))
-                recordings.append(Recording(table[:, self.columns], labels, subject, folder.lower()))
-        return recordings
+
+        def recording(path: Path) -> Recording:
+            table = read_space_separated(path, columns=54)
+            activity = table[:, 1].astype(np.int64)
+            inside = (activity >= 0) & (activity < len(lookup))
+            labels = np.where(inside, lookup[np.clip(activity, 0, len(lookup) - 1)], UNLABELLED)
+            subject = int(path.stem.removeprefix("subject"))
+            return Recording(table[:, self.columns], labels, subject, path.parent.name.lower())
+
+        return map_files(recording, [path for f in folders for path in sorted((root / f).glob("subject1*.dat"))])

@@ -156,17 +156,20 @@ def _build(dataset: Dataset, root: Path, config: PrepareConfig) -> Prepared:
             f"the split {config.split.describe()} leaves {'no' if not is_test.any() else 'only'} test "
             f"windows in {dataset.key}; subjects present: {np.unique(windows.subject).tolist()}"
         )
-    rest = windows.take(~is_test)
+    # Parts are chosen by index first so that each window is copied once, into its part.
+    rest = np.flatnonzero(~is_test)
     if config.train_subjects is not None:
-        rest = rest.take(np.isin(rest.subject, config.train_subjects))
+        rest = rest[np.isin(windows.subject[rest], config.train_subjects)]
         if len(rest) == 0:
             raise HarkitError(
                 f"none of the training subjects {list(config.train_subjects)} has windows outside "
                 f"the test part of {dataset.key}"
             )
     by_session = config.split.kind == "default" and dataset.default_split.by == "session"
-    is_val = validation_mask(rest, config.val_fraction, config.seed, by_session=by_session)
-    parts = {"train": rest.take(~is_val), "val": rest.take(is_val), "test": windows.take(is_test)}
+    is_val = validation_mask(
+        windows.subject[rest], windows.session[rest], config.val_fraction, config.seed, by_session=by_session
+    )
+    parts = {"train": windows.take(rest[~is_val]), "val": windows.take(rest[is_val]), "test": windows.take(is_test)}
     mean, std = _normalise(parts, config.normalize)
     channel_names = [dataset.channels[i] for i in columns]
     meta = {

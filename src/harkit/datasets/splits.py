@@ -91,18 +91,18 @@ def test_mask(windows: Windows, split: SubjectSplit, default: DefaultSplit) -> n
     raise AssertionError("unreachable")
 
 
-def validation_mask(windows: Windows, fraction: float, seed: int, by_session: bool = False) -> np.ndarray:
+def validation_mask(
+    subject: np.ndarray, session: np.ndarray, fraction: float, seed: int, by_session: bool = False
+) -> np.ndarray:
     """Boolean mask of a validation part: whole training subjects (or recordings) drawn with a seed."""
-    if fraction <= 0 or len(windows) == 0:
-        return np.zeros(len(windows), bool)
-    groups = (
-        np.char.add(windows.subject.astype(str), np.char.add("/", windows.session.astype(str)))
-        if by_session
-        else windows.subject.astype(str)
-    )
+    if fraction <= 0 or len(subject) == 0:
+        return np.zeros(len(subject), bool)
+    groups = subject.astype(str)
+    if by_session:
+        groups = np.char.add(groups, np.char.add("/", session.astype(str)))
     unique = np.unique(groups)
     if len(unique) < 2:
-        return np.zeros(len(windows), bool)
+        return np.zeros(len(subject), bool)
     count = min(len(unique) - 1, max(1, round(fraction * len(unique))))
     chosen = np.random.default_rng(seed).choice(unique, size=count, replace=False)
     return np.isin(groups, chosen)

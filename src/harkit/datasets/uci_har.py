@@ -8,7 +8,8 @@ import numpy as np
 
 from harkit import HarkitError
 from harkit.datasets.base import Dataset, DefaultSplit, Source, Windows, register_dataset
-from harkit.datasets.hapt import BASIC, UCI_HAR_TEST_SUBJECTS, read_space_separated
+from harkit.datasets.hapt import BASIC, UCI_HAR_TEST_SUBJECTS
+from harkit.datasets.parsing import map_files, read_space_separated
 
 SIGNALS = [f"{kind}_{axis}" for kind in ("body_acc", "body_gyro", "total_acc") for axis in "xyz"]
 
@@ -41,10 +42,10 @@ class UCIHAR(Dataset):
         return Windows.concatenate(parts, self.window, len(self.channels))
 
     def _read_part(self, folder: Path, part: str) -> Windows:
-        signals = [
-            read_space_separated(folder / part / "Inertial Signals" / f"{name}_{part}.txt", columns=self.window)
-            for name in SIGNALS
-        ]
+        signals = map_files(
+            lambda name: read_space_separated(folder / part / "Inertial Signals" / f"{name}_{part}.txt", self.window),
+            SIGNALS,
+        )
         labels = read_space_separated(folder / part / f"y_{part}.txt", columns=1)[:, 0].astype(np.int64) - 1
         subjects = read_space_separated(folder / part / f"subject_{part}.txt", columns=1)[:, 0].astype(np.int64)
         counts = {len(labels), len(subjects), *(len(s) for s in signals)}

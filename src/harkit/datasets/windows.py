@@ -69,29 +69,32 @@ def window_starts(seg_starts: np.ndarray, seg_ends: np.ndarray, window: int, ste
 
 def sliding_windows(recording: Recording, window: int, step: int) -> Windows:
     """All whole windows inside the labelled segments of one recording."""
-    seg_starts, seg_ends, _ = segments(recording.labels)
-    starts = window_starts(seg_starts, seg_ends, window, step)
-    channels = recording.signals.shape[1]
-    if len(starts) == 0:
-        return Windows.concatenate([], window, channels)
-    # A strided view: windows are copied once, when indexed by `starts`.
-    view = np.lib.stride_tricks.sliding_window_view(recording.signals, window, axis=0)
-    x = np.ascontiguousarray(view[starts].transpose(0, 2, 1), dtype=np.float32)
-    n = len(starts)
-    return Windows(
-        x,
-        recording.labels[starts].astype(np.int64),
-        np.full(n, recording.subject, np.int64),
-        np.full(n, recording.session),
-    )
+    return window_recordings([recording], window, step)
 
 
 def window_recordings(recordings: Iterable[Recording], window: int, step: int) -> Windows:
-    """Windows of every recording, joined once."""
+    """Windows of every recording, copied once into one array."""
     recordings = list(recordings)
     channels = recordings[0].signals.shape[1] if recordings else 0
-    return Windows.concatenate(
-        [w for w in (sliding_windows(r, window, step) for r in recordings) if len(w)], window, channels
+    starts = [window_starts(*segments(r.labels)[:2], window, step) for r in recordings]
+    x = np.empty((sum(map(len, starts)), window, channels), np.float32)
+    position = 0
+    for recording, first in zip(recordings, starts, strict=True):
+        # Gathers rows straight into `x`; "clip" (never needed: every window lies inside) lets take write unbuffered.
+        rows = first[:, None] + np.arange(window)
+        np.take(
+            recording.signals.astype(np.float32, copy=False),
+            rows,
+            axis=0,
+            out=x[position : position + len(first)],
+            mode="clip",
+        )
+        position += len(first)
+    return Windows(
+        x,
+        np.concatenate([r.labels[first] for r, first in zip(recordings, starts, strict=True)] or [[]]).astype(np.int64),
+        np.repeat([r.subject for r in recordings], list(map(len, starts))).astype(np.int64),
+        np.repeat([r.session for r in recordings], list(map(len, starts))) if recordings else np.empty(0, str),
     )
 
 
