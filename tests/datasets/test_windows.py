@@ -7,6 +7,7 @@ from harkit.datasets.windows import (
     labels_from_segments,
     segments,
     sliding_windows,
+    window_recordings,
     window_starts,
     window_step,
 )
@@ -49,6 +50,20 @@ def test_sliding_windows_never_straddle_segments():
     assert (windows.x[:, :, 1] == windows.y[:, None]).all()
     assert windows.x[:, 0, 0].tolist() == [0, 20, 40, 60, 100, 120, 140, 210, 230, 250]
     assert (windows.subject == 7).all() and (windows.session == "a").all()
+
+
+def test_window_recordings_joins_recordings_in_order_and_skips_short_ones():
+    first = Recording(np.arange(50, dtype=np.float64)[:, None], np.zeros(50, np.int64), subject=1, session="a")
+    short = Recording(np.full((5, 1), 99.0), np.ones(5, np.int64), subject=2, session="b")
+    last = Recording(100 + np.arange(30, dtype=np.float32)[:, None], np.full(30, 3), subject=3, session="c")
+    windows = window_recordings([first, short, last], window=20, step=10)
+    assert windows.x.dtype == np.float32 and windows.x.shape == (6, 20, 1)
+    assert windows.x[:, 0, 0].tolist() == [0, 10, 20, 30, 100, 110]
+    assert (windows.x[:, :, 0] == windows.x[:, :1, 0] + np.arange(20)).all()
+    assert windows.y.tolist() == [0, 0, 0, 0, 3, 3]
+    assert windows.subject.tolist() == [1, 1, 1, 1, 3, 3]
+    assert windows.session.tolist() == ["a", "a", "a", "a", "c", "c"]
+    assert len(window_recordings([short], window=20, step=10)) == 0
 
 
 def test_fill_gaps_interpolates_inside_one_recording():

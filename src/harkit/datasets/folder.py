@@ -18,6 +18,7 @@ import pandas as pd
 from harkit import HarkitError
 from harkit.datasets.base import UNLABELLED, Dataset, DefaultSplit, Recording, Source, sensor_groups
 from harkit.datasets.download import tree_fingerprint
+from harkit.datasets.parsing import map_files
 
 log = logging.getLogger(__name__)
 DESCRIPTION = "harkit.toml"
@@ -229,11 +230,13 @@ class FolderDataset(Dataset):
     def read(self, root: Path) -> list[Recording]:
         d = self.description
         nulls = {str(v) for v in d.get("null_labels", [""])}
-        frames, short = [], []
-        for path in self.files():
+
+        def load(path: Path) -> tuple[Path, pd.DataFrame]:
             frame = self._read_file(path)
-            if "timestamp_column" in d:
-                frame = self._timing(path, frame)
+            return path, self._timing(path, frame) if "timestamp_column" in d else frame
+
+        frames, short = [], []
+        for path, frame in map_files(load, self.files()):
             if len(frame) < self.window:
                 short.append(path.name)
                 continue
