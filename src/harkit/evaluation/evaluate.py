@@ -16,6 +16,7 @@ from harkit.evaluation.cost import count_macs, measure_latency
 from harkit.evaluation.metrics import classification_metrics
 from harkit.models import count_parameters
 from harkit.training.checkpoint import load_checkpoint, model_from_checkpoint
+from harkit.training.engine import predict_logits
 
 
 def read_history(run: Path) -> list[dict]:
@@ -59,8 +60,7 @@ def evaluate_run(
     batch_size = checkpoint["config"]["batch_size"]
 
     x = torch.from_numpy(np.array(prepared.test.x, np.float32)).to(device)
-    with torch.inference_mode():
-        predictions = torch.cat([model(x[i : i + 1024]).argmax(1) for i in range(0, len(x), 1024)]).cpu().numpy()
+    predictions = predict_logits(model, x, batch_size).argmax(1).cpu().numpy()
     metrics = classification_metrics(prepared.test.y, predictions, classes)
 
     spec = checkpoint["model"]

@@ -482,7 +482,8 @@ def train(
             }
             scheduler.step()
             if has_val:
-                scores = evaluate_split(model, x_val, y_val, 1024, criterion, autocast)
+                # Training-sized batches: on a CPU their activations stay in cache, where 1024 is 1.7x slower.
+                scores = evaluate_split(model, x_val, y_val, config.batch_size, criterion, autocast)
                 row |= {
                     "val_loss": scores["loss"],
                     "val_accuracy": scores["accuracy"],
