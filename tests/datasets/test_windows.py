@@ -5,9 +5,9 @@ from harkit.datasets import UNLABELLED, Recording
 from harkit.datasets.windows import (
     fill_gaps,
     labels_from_segments,
+    plan_windows,
     segments,
     sliding_windows,
-    window_recordings,
     window_starts,
     window_step,
 )
@@ -52,18 +52,24 @@ def test_sliding_windows_never_straddle_segments():
     assert (windows.subject == 7).all() and (windows.session == "a").all()
 
 
-def test_window_recordings_joins_recordings_in_order_and_skips_short_ones():
+def test_window_plan_joins_recordings_in_order_and_takes_any_selection():
     first = Recording(np.arange(50, dtype=np.float64)[:, None], np.zeros(50, np.int64), subject=1, session="a")
     short = Recording(np.full((5, 1), 99.0), np.ones(5, np.int64), subject=2, session="b")
     last = Recording(100 + np.arange(30, dtype=np.float32)[:, None], np.full(30, 3), subject=3, session="c")
-    windows = window_recordings([first, short, last], window=20, step=10)
+    plan = plan_windows([first, short, last], window=20, step=10)
+    assert len(plan) == 6 and plan.subject.tolist() == [1, 1, 1, 1, 3, 3]
+    windows = plan.take(slice(None))
     assert windows.x.dtype == np.float32 and windows.x.shape == (6, 20, 1)
     assert windows.x[:, 0, 0].tolist() == [0, 10, 20, 30, 100, 110]
     assert (windows.x[:, :, 0] == windows.x[:, :1, 0] + np.arange(20)).all()
     assert windows.y.tolist() == [0, 0, 0, 0, 3, 3]
-    assert windows.subject.tolist() == [1, 1, 1, 1, 3, 3]
     assert windows.session.tolist() == ["a", "a", "a", "a", "c", "c"]
-    assert len(window_recordings([short], window=20, step=10)) == 0
+    # any order, any mix of recordings: each window is the one the plan says
+    picked = plan.take(np.array([5, 0, 4, 2]))
+    assert picked.x[:, 0, 0].tolist() == [110, 0, 100, 20] and picked.subject.tolist() == [3, 1, 3, 1]
+    assert plan.take(plan.subject == 3).x[:, 0, 0].tolist() == [100, 110]
+    assert plan.take(np.array([], np.int64)).x.shape == (0, 20, 1)
+    assert len(plan_windows([short], window=20, step=10)) == 0
 
 
 def test_fill_gaps_interpolates_inside_one_recording():

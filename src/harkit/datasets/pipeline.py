@@ -16,7 +16,7 @@ from harkit import HarkitError
 from harkit.datasets.base import Dataset, Recording, Windows, get_dataset, sensor_groups
 from harkit.datasets.download import default_cache_dir, publish
 from harkit.datasets.splits import SubjectSplit, test_mask, validation_mask
-from harkit.datasets.windows import fill_gaps, longest_segment, window_recordings, window_step
+from harkit.datasets.windows import WindowPlan, fill_gaps, longest_segment, plan_windows, window_step
 
 log = logging.getLogger(__name__)
 
@@ -86,38 +86,53 @@ def _select_channels(dataset: Dataset, names: tuple[str, ...] | None) -> list[in
     return [dataset.channels.index(n) for n in names]
 
 
-def _window(dataset: Dataset, raw: list[Recording] | Windows, window: int, overlap: float) -> Windows:
+def _window(
+    dataset: Dataset, raw: list[Recording] | Windows, window: int, overlap: float, columns: list[int]
+) -> WindowPlan | Windows:
+    """Windows of the chosen channels: planned for recordings, as published for pre-windowed data."""
+    all_columns = len(columns) == len(dataset.channels)
     if isinstance(raw, Windows):
         if (window, overlap) != (dataset.window, dataset.overlap):
             raise HarkitError(
                 f"{dataset.key} is published already windowed ({dataset.window} samples, "
                 f"{dataset.overlap:.0%} overlap); it cannot be re-windowed to {window} / {overlap}"
             )
-        return raw
+        return raw if all_columns else Windows(raw.x[:, :, columns], raw.y, raw.subject, raw.session)
     recordings = []
     for recording in raw:
-        signals = recording.signals[:: dataset.downsample]
+        signals = fill_gaps(recording.signals[:: dataset.downsample])
         labels = recording.labels[:: dataset.downsample]
-        recordings.append(Recording(fill_gaps(signals), labels, recording.subject, recording.session))
-    windows = window_recordings(recordings, window, window_step(window, overlap))
-    if len(windows) == 0:
+        signals = signals if all_columns else signals[:, columns]
+        recordings.append(Recording(signals, labels, recording.subject, recording.session))
+    plan = plan_windows(recordings, window, window_step(window, overlap))
+    if len(plan) == 0:
         longest = longest_segment(recordings)
         raise HarkitError(
             f"window {window} is longer than every labelled segment of {dataset.key} (the longest has "
             f"{longest} samples at {dataset.rate:g} Hz); use a window of at most {longest}"
         )
-    return windows
+    return plan
 
 
-def _channel_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and standard deviation of `[n, window, channels]`, accumulated in float64."""
-    columns = np.ascontiguousarray(x.reshape(-1, x.shape[2]).T)  # reductions then run along contiguous memory
-    if np.isnan(columns).any():
-        mean, std = np.nanmean(columns, axis=1, dtype=np.float64), np.nanstd(columns, axis=1, dtype=np.float64)
-        return np.nan_to_num(mean), std
-    mean = columns.mean(axis=1, dtype=np.float64)
-    centred = columns - mean[:, None].astype(np.float32)
-    return mean, np.sqrt(np.einsum("ij,ij->i", centred, centred, dtype=np.float64) / columns.shape[1])
+def _channel_statistics(x: np.ndarray, rows: int = 1 << 14) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation of `[n, window, channels]` in float64, NaN left out.
+
+    Block by block, merged with Chan et al.'s pairwise update: no copy of the whole array is made.
+    """
+    samples = x.reshape(-1, x.shape[2])
+    count, mean, squares = (np.zeros(samples.shape[1]) for _ in range(3))
+    for first in range(0, len(samples), rows):
+        block = np.ascontiguousarray(samples[first : first + rows].T)  # reductions along contiguous memory
+        valid = ~np.isnan(block)
+        n = valid.sum(axis=1)
+        block_mean = np.nansum(block, axis=1, dtype=np.float64) / np.maximum(n, 1)
+        centred = np.where(valid, block - block_mean.astype(np.float32)[:, None], 0)
+        total = np.maximum(count + n, 1)
+        delta = block_mean - mean
+        mean += delta * n / total
+        squares += np.einsum("ij,ij->i", centred, centred, dtype=np.float64) + delta**2 * count * n / total
+        count = count + n
+    return mean, np.sqrt(squares / np.maximum(count, 1))
 
 
 def _normalise(parts: dict[str, Windows], normalize: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -131,8 +146,8 @@ def _normalise(parts: dict[str, Windows], normalize: bool) -> tuple[np.ndarray, 
     for part in parts.values():
         part.x -= mean
         part.x /= std
-        if np.isnan(part.x).any():  # channels missing for a whole recording become the training mean
-            np.nan_to_num(part.x, copy=False, nan=0.0)
+        if np.isnan(np.add.reduce(part.x, axis=None)):  # a sum is NaN when a value is, without a mask
+            part.x[np.isnan(part.x)] = 0.0  # channels missing for a whole recording become the training mean
     return mean, std
 
 
@@ -140,10 +155,7 @@ def _build(dataset: Dataset, root: Path, config: PrepareConfig) -> Prepared:
     window = config.window or dataset.window
     overlap = dataset.overlap if config.overlap is None else config.overlap
     columns = _select_channels(dataset, config.channels)
-    raw = dataset.read(root)
-    windows = _window(dataset, raw, window, overlap)
-    if len(columns) != windows.x.shape[2]:
-        windows.x = windows.x[:, :, columns]
+    windows = _window(dataset, dataset.read(root), window, overlap, columns)
     subjects = np.unique(windows.subject)
     if len(subjects) < 2 and (config.split.kind != "default" or dataset.default_split.by == "subject"):
         raise HarkitError(

@@ -7,7 +7,9 @@ activities, subjects or recordings.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -67,35 +69,58 @@ def window_starts(seg_starts: np.ndarray, seg_ends: np.ndarray, window: int, ste
     return np.repeat(seg_starts, counts) + offsets * step
 
 
+@dataclass
+class WindowPlan:
+    """Where each window lies (recording and first sample), with its label, subject and session.
+
+    Splits are chosen on the plan; `take` then copies the chosen windows, once, into their part.
+    """
+
+    recordings: list[Recording]
+    window: int
+    recording: np.ndarray
+    start: np.ndarray
+    y: np.ndarray
+    subject: np.ndarray
+    session: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, index: np.ndarray | slice) -> Windows:
+        """The windows selected by a boolean mask, an index array or a slice, as arrays."""
+        index = np.arange(len(self))[index]
+        channels = self.recordings[0].signals.shape[1] if self.recordings else 0
+        x = np.empty((len(index), self.window, channels), np.float32)
+        source = self.recording[index]
+        bounds = [0, *(np.flatnonzero(np.diff(source)) + 1), len(index)] if len(index) else []
+        for a, b in itertools.pairwise(bounds):  # runs of windows from one recording
+            signals = self.recordings[source[a]].signals.astype(np.float32, copy=False)
+            rows = self.start[index[a:b], None] + np.arange(self.window)
+            # "clip" (never needed: every window lies inside) lets take write into `x` unbuffered.
+            np.take(signals, rows, axis=0, out=x[a:b], mode="clip")
+        return Windows(x, self.y[index], self.subject[index], self.session[index])
+
+
+def plan_windows(recordings: Iterable[Recording], window: int, step: int) -> WindowPlan:
+    """Every whole window inside the labelled segments of every recording, in recording order."""
+    recordings = list(recordings)
+    starts = [window_starts(*segments(r.labels)[:2], window, step) for r in recordings]
+    counts = [len(s) for s in starts]
+    return WindowPlan(
+        recordings,
+        window,
+        np.repeat(np.arange(len(recordings)), counts),
+        np.concatenate([np.empty(0, np.int64), *starts]),
+        np.concatenate([np.empty(0, np.int64), *(r.labels[s] for r, s in zip(recordings, starts, strict=True))]),
+        np.repeat(np.array([r.subject for r in recordings], np.int64), counts),
+        np.repeat(np.array([r.session for r in recordings], str), counts),
+    )
+
+
 def sliding_windows(recording: Recording, window: int, step: int) -> Windows:
     """All whole windows inside the labelled segments of one recording."""
-    return window_recordings([recording], window, step)
-
-
-def window_recordings(recordings: Iterable[Recording], window: int, step: int) -> Windows:
-    """Windows of every recording, copied once into one array."""
-    recordings = list(recordings)
-    channels = recordings[0].signals.shape[1] if recordings else 0
-    starts = [window_starts(*segments(r.labels)[:2], window, step) for r in recordings]
-    x = np.empty((sum(map(len, starts)), window, channels), np.float32)
-    position = 0
-    for recording, first in zip(recordings, starts, strict=True):
-        # Gathers rows straight into `x`; "clip" (never needed: every window lies inside) lets take write unbuffered.
-        rows = first[:, None] + np.arange(window)
-        np.take(
-            recording.signals.astype(np.float32, copy=False),
-            rows,
-            axis=0,
-            out=x[position : position + len(first)],
-            mode="clip",
-        )
-        position += len(first)
-    return Windows(
-        x,
-        np.concatenate([r.labels[first] for r, first in zip(recordings, starts, strict=True)] or [[]]).astype(np.int64),
-        np.repeat([r.subject for r in recordings], list(map(len, starts))).astype(np.int64),
-        np.repeat([r.session for r in recordings], list(map(len, starts))) if recordings else np.empty(0, str),
-    )
+    return plan_windows([recording], window, step).take(slice(None))
 
 
 def longest_segment(recordings: Iterable[Recording]) -> int:
