@@ -24,6 +24,7 @@ COLUMNS = [
     ("macro_f1", "macro F1", "{:.4f}"),
     ("weighted_f1", "weighted F1", "{:.4f}"),
     ("latency_ms", "ms / window (batch 1)", "{:.3f}"),
+    ("epochs_run", "epochs", "{:.1f}"),
     ("seconds_per_epoch", "s / epoch", "{:.2f}"),
     ("final_train_loss", "final train loss", "{:.4f}"),
 ]
