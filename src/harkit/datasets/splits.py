@@ -11,6 +11,7 @@ from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 
 from harkit import HarkitError
 from harkit.datasets.base import DefaultSplit, Windows
+from harkit.datasets.windows import WindowPlan
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def count_folds(split: SubjectSplit, subjects: np.ndarray) -> int:
     return 1
 
 
-def test_mask(windows: Windows, split: SubjectSplit, default: DefaultSplit) -> np.ndarray:
+def test_mask(windows: Windows | WindowPlan, split: SubjectSplit, default: DefaultSplit) -> np.ndarray:
     """Boolean mask of the test windows."""
     subjects = windows.subject
     if split.kind == "default":
