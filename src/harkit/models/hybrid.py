@@ -1,7 +1,9 @@
 """SANN stages followed by a sequence model over time: a Transformer encoder or an LSTM.
 
-The attention stages keep a column per sensor channel; the hybrids average over channels instead of
-over time, so the sequence model sees one token of `widths[-1]` features per remaining time step.
+The attention stages keep a column per sensor channel, computed with weights shared across columns;
+each remaining time step becomes one token of all columns' features (`widths[-1] x channels`, as SANN's
+own head flattens them), so the sequence model still knows which channel, e.g. which gravity axis, a
+feature came from.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from harkit.models.transformer import PositionalEncoding, encoder
 
 
 class SANNSequence(HarModel):
-    """SANN stages -> mean over channels -> Transformer encoder or LSTM over time -> head."""
+    """SANN stages -> one token per time step -> Transformer encoder or LSTM over time -> head."""
 
     def __init__(
         self,
+        channels: int,
         num_classes: int,
         sequence: str,
         widths: tuple[int, ...] = WIDTHS,
@@ -30,7 +33,7 @@ class SANNSequence(HarModel):
     ) -> None:
         super().__init__()
         self.stages = conv_stages(tuple(widths), attention=True)
-        self.project = nn.Linear(widths[-1], dim)
+        self.project = nn.Linear(widths[-1] * channels, dim)
         self.sequence_kind = sequence
         if sequence == "transformer":
             self.position = PositionalEncoding(dim)
@@ -42,7 +45,7 @@ class SANNSequence(HarModel):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stages(x.unsqueeze(1))  # [batch, width, time', channels]
-        x = self.project(x.mean(dim=3).transpose(1, 2))  # [batch, time', dim]
+        x = self.project(x.permute(0, 2, 1, 3).flatten(2))  # [batch, time', width x channels] -> dim
         if self.sequence_kind == "transformer":
             return self.norm(self.sequence(self.position(x)).mean(dim=1))
         out, _ = self.sequence(x)
@@ -65,7 +68,7 @@ def sann_transformer(
     dropout: float = 0.1,
 ) -> HarModel:
     """SANN stages, then a two-layer Transformer encoder over the remaining time steps."""
-    return SANNSequence(num_classes, "transformer", scaled_widths(width), dim, heads, layers, dropout)
+    return SANNSequence(channels, num_classes, "transformer", scaled_widths(width), dim, heads, layers, dropout)
 
 
 @register_model("sann-lstm")
@@ -79,4 +82,4 @@ def sann_lstm(
     dropout: float = 0.1,
 ) -> HarModel:
     """SANN stages, then a two-layer LSTM over the remaining time steps."""
-    return SANNSequence(num_classes, "lstm", scaled_widths(width), dim, layers=layers, dropout=dropout)
+    return SANNSequence(channels, num_classes, "lstm", scaled_widths(width), dim, layers=layers, dropout=dropout)
