@@ -426,7 +426,11 @@ def train(
 
     # The compiled module shares its parameters with `model`; a last, smaller batch runs eagerly instead of
     # compiling a second graph for its shape.
-    compiled = torch.compile(trained, dynamic=False) if config.compile else trained
+    compiled = trained
+    if config.compile:
+        from harkit.training.compile import compile_model  # imports Inductor: 2 s
+
+        compiled = compile_model(trained)
     # Each process takes every world-th window of the shared order and a batch of batch_size / world, so a
     # step sees the same windows as one process with batch_size would.
     batch_size = max(1, config.batch_size // group.world)

@@ -1,0 +1,152 @@
+"""`torch.compile` for training, with time-only convolutions lowered to matrix products on the CPU.
+
+SANN and its relatives convolve along time only (kernels `(k, 1)`). oneDNN runs these narrow convolutions
+at about three quarters of the CPU's matrix-multiply speed, plus layout conversions around each one. Written as
+one matrix product over the `k` time-shifted views of a channels-last input, they run at GEMM speed, and Inductor
+fuses the gathering of the views (and its reverse in the backward pass) into the element-wise kernels
+around them. This is done by decompositions of `aten.convolution` and its backward handed to Inductor: the model
+keeps its `nn.Conv2d` layers and parameters, only the compiled graph changes, and its outputs and gradients equal
+the convolution's up to float rounding (`tests/training/test_compile.py`). A SANN training step on HAPT's
+windows (2-core CPU): eager 202 ms, plain `torch.compile` 161 ms, this 145 ms; `benchmarks/train_speed.py`
+measures whole epochs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch._inductor.compile_fx import compile_fx
+from torch._inductor.cpp_builder import get_cpp_compiler
+from torch._inductor.decomposition import select_decomp_table
+from torch._inductor.exc import InvalidCxxCompiler
+
+from harkit import HarkitError
+
+aten = torch.ops.aten
+
+
+def _lowers(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    transposed: bool,
+    groups: int,
+) -> bool:
+    """Whether this convolution runs along time only, and is one of the shapes that gain from lowering.
+
+    One channel in and one out (the attention's convolution): a `k`-tap filter, which Inductor fuses with its
+    neighbours. Many channels in: a matrix product over columns that hold `k / stride` times the input, worth
+    its copy only up to twice the input (SANN's `3 / 2`; DeepConvLSTM's `5 / 1` ran 0.6x as fast as oneDNN).
+    One channel in and many out (SANN's first stage) has too few columns for a fast matrix product.
+    """
+    time_only = (
+        input.device.type == "cpu"
+        and input.dim() == 4
+        and weight.shape[3] == 1
+        and not transposed
+        and groups == 1
+        and list(dilation) == [1, 1]
+        and stride[1] == 1
+        and padding[1] == 0
+    )
+    in_channels, out_channels, kernel = input.shape[1], weight.shape[0], weight.shape[2]
+    if in_channels == 1:
+        return time_only and out_channels == 1
+    return time_only and kernel <= 2 * stride[0]
+
+
+def _taps(x: torch.Tensor, kernel: int, stride: int, padding: int, out_length: int) -> list[torch.Tensor]:
+    """The rows each kernel tap reads: `kernel` views `[batch, out_length, width, channels]` of `x` `[B, C, T, W]`."""
+    padded = aten.constant_pad_nd(x.permute(0, 2, 3, 1), [0, 0, 0, 0, padding, padding])
+    return [padded[:, tap : tap + stride * (out_length - 1) + 1 : stride] for tap in range(kernel)]
+
+
+def _weight_matrix(weight: torch.Tensor) -> torch.Tensor:
+    """`[out, in, k, 1]` -> `[out, k * in]`, tap-major like the concatenated taps."""
+    out_channels, in_channels, kernel, _ = weight.shape
+    return weight[..., 0].permute(0, 2, 1).reshape(out_channels, kernel * in_channels)
+
+
+def _convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups):
+    if not _lowers(input, weight, stride, padding, dilation, transposed, groups):
+        return NotImplemented
+    batch, in_channels, length, width = input.shape
+    out_channels, _, kernel, _ = weight.shape
+    out_length = (length + 2 * padding[0] - kernel) // stride[0] + 1
+    taps = _taps(input, kernel, stride[0], padding[0], out_length)
+    if in_channels == 1:
+        out = taps[0] * weight[0, 0, 0, 0]
+        for tap in range(1, kernel):
+            out = out + taps[tap] * weight[0, 0, tap, 0]
+    else:
+        columns = torch.cat(taps, dim=-1).reshape(-1, kernel * in_channels)
+        out = (columns @ _weight_matrix(weight).t()).view(batch, out_length, width, out_channels)
+    if bias is not None:
+        out = out + bias
+    return out.permute(0, 3, 1, 2)
+
+
+def _convolution_backward(
+    grad_output, input, weight, bias_sizes, stride, padding, dilation, transposed, output_padding, groups, output_mask
+):
+    if not _lowers(input, weight, stride, padding, dilation, transposed, groups):
+        return NotImplemented
+    batch, in_channels, length, width = input.shape
+    out_channels, _, kernel, _ = weight.shape
+    out_length = grad_output.shape[2]
+    grad = grad_output.permute(0, 2, 3, 1)
+    grad_input = grad_weight = grad_bias = None
+    if output_mask[2]:
+        grad_bias = grad.sum((0, 1, 2))
+    if output_mask[1]:
+        taps = _taps(input, kernel, stride[0], padding[0], out_length)
+        if in_channels == 1:
+            grad_weight = torch.stack([(grad * tap).sum((0, 1, 2)) for tap in taps], dim=1).view(1, 1, kernel, 1)
+        else:
+            columns = torch.cat(taps, dim=-1).reshape(-1, kernel * in_channels)
+            grad_weight = (grad.reshape(-1, out_channels).t() @ columns).view(out_channels, kernel, in_channels)
+            grad_weight = grad_weight.permute(0, 2, 1).unsqueeze(-1).contiguous()
+    if output_mask[0]:
+        if in_channels == 1:
+            parts = [grad * weight[0, 0, tap, 0] for tap in range(kernel)]
+        else:
+            columns = grad.reshape(-1, out_channels) @ _weight_matrix(weight)
+            parts = columns.view(batch, out_length, width, kernel, in_channels).unbind(3)
+        zeros = grad.new_zeros(batch, length + 2 * padding[0], width, in_channels)
+        padded = None
+        for tap, part in enumerate(parts):
+            end = tap + stride[0] * (out_length - 1) + 1
+            scattered = aten.slice_scatter(zeros, part, 1, tap, end, stride[0])
+            padded = scattered if padded is None else padded + scattered
+        grad_input = padded[:, padding[0] : padding[0] + length].permute(0, 3, 1, 2)
+    return grad_input, grad_weight, grad_bias
+
+
+def _inductor_with_time_convolutions(graph: torch.fx.GraphModule, example_inputs: list) -> object:
+    decompositions = {
+        **select_decomp_table(),
+        aten.convolution.default: _convolution,
+        aten.convolution_backward.default: _convolution_backward,
+    }
+    # Inductor's caches key a graph without its decompositions (and cannot store graphs compiled with a table of
+    # its own anyway), so a graph cached by a plain torch.compile would be served here: compile afresh.
+    return compile_fx(graph, example_inputs, decompositions=decompositions, config_patches={"fx_graph_cache": False})
+
+
+def compile_model(model: nn.Module) -> nn.Module:
+    """`torch.compile(model)` for fixed-shape training; on the CPU with time-only convolutions as GEMMs."""
+    on_cpu = all(parameter.device.type == "cpu" for parameter in model.parameters())
+    if on_cpu:
+        try:  # Inductor would fail at the first batch, deep in its stack
+            get_cpp_compiler()
+        except InvalidCxxCompiler:
+            raise HarkitError(
+                "--compile on the CPU needs a C++ compiler (g++ or clang++, or one named by $CXX); "
+                "install one or train without --compile"
+            ) from None
+    backend = _inductor_with_time_convolutions if on_cpu else "inductor"
+    return torch.compile(model, dynamic=False, backend=backend)

@@ -1,0 +1,114 @@
+import shutil
+import sysconfig
+from pathlib import Path
+
+import pytest
+import torch
+
+from harkit import HarkitError
+from harkit.models import create_model
+from harkit.training import compile as lowering
+
+aten = torch.ops.aten
+
+# (in, out, kernel, stride, padding, length, width, bias): SANN's stages and attention, other kernels and
+# strides, and lengths whose last rows no output reads.
+CASES = [
+    (6, 8, 3, 2, 1, 13, 5, True),
+    (16, 4, 3, 2, 1, 16, 6, False),
+    (4, 4, 2, 1, 0, 20, 3, True),
+    (1, 1, 3, 1, 1, 9, 6, True),
+    (1, 1, 5, 1, 0, 9, 2, False),
+    (3, 5, 4, 3, 2, 17, 2, True),
+]
+
+
+@pytest.mark.parametrize(("cin", "cout", "kernel", "stride", "padding", "length", "width", "bias"), CASES)
+def test_lowered_convolution_and_gradients_equal_the_convolution(
+    cin, cout, kernel, stride, padding, length, width, bias
+):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(3, cin, length, width, generator=generator, dtype=torch.float64)
+    weight = torch.randn(cout, cin, kernel, 1, generator=generator, dtype=torch.float64)
+    b = torch.randn(cout, generator=generator, dtype=torch.float64) if bias else None
+    geometry = ([stride, 1], [padding, 0], [1, 1], False, [0, 0], 1)
+    expected = aten.convolution(x, weight, b, *geometry)
+    lowered = lowering._convolution(x, weight, b, *geometry)
+    assert lowered.shape == expected.shape
+    torch.testing.assert_close(lowered, expected)
+
+    grad = torch.randn(expected.shape, generator=generator, dtype=torch.float64)
+    bias_sizes = [cout] if bias else None
+    mask = [True, True, bias]
+    expected_grads = aten.convolution_backward(grad, x, weight, bias_sizes, *geometry, mask)
+    lowered_grads = lowering._convolution_backward(grad, x, weight, bias_sizes, *geometry, mask)
+    for got, want in zip(lowered_grads, expected_grads, strict=True):
+        if want is None:
+            assert got is None
+        else:
+            assert got.shape == want.shape
+            torch.testing.assert_close(got, want)
+    weight_only = lowering._convolution_backward(grad, x, weight, bias_sizes, *geometry, [False, True, False])
+    assert weight_only[0] is None and weight_only[2] is None
+    torch.testing.assert_close(weight_only[1], expected_grads[1])
+
+
+@pytest.mark.parametrize(
+    ("cin", "cout", "kernel", "stride", "groups"),
+    [
+        (1, 64, (3, 1), [2, 1], 1),  # one plane in, many out
+        (4, 4, (5, 1), [1, 1], 1),  # columns five times the input
+        (4, 4, (3, 3), [1, 1], 1),  # not along time only
+        (4, 4, (3, 1), [1, 2], 1),
+        (4, 4, (3, 1), [1, 1], 2),
+    ],
+)
+def test_other_convolutions_are_left_to_the_backend(cin, cout, kernel, stride, groups):
+    x = torch.randn(2, cin, 8, 6)
+    weight = torch.randn(cout, cin // groups, *kernel)
+    result = lowering._convolution(x, weight, None, stride, [1, 0], [1, 1], False, [0, 0], groups)
+    assert result is NotImplemented
+
+
+INDUCTOR_BUILDS = (
+    any(shutil.which(name) for name in ("g++", "clang++", "c++"))
+    and (Path(sysconfig.get_paths()["include"]) / "Python.h").exists()
+)
+
+
+@pytest.mark.skipif(not INDUCTOR_BUILDS, reason="Inductor needs a C++ compiler and Python's headers")
+def test_compiled_training_step_matches_eager_and_uses_the_lowering(monkeypatch):
+    lowered_channels = []
+    convolution = lowering._convolution
+
+    def counting(input, *args):
+        result = convolution(input, *args)
+        if result is not NotImplemented:
+            lowered_channels.append(input.shape[1])
+        return result
+
+    monkeypatch.setattr(lowering, "_convolution", counting)
+    torch.manual_seed(0)
+    model = create_model("sann", 32, 3, 4, width=0.125)
+    x, y = torch.randn(16, 32, 3), torch.randint(0, 4, (16,))
+
+    def step(module):
+        model.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(module(x), y)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+    eager_loss, eager_grads = step(model)
+    compiled_loss, compiled_grads = step(lowering.compile_model(model))
+    torch.testing.assert_close(compiled_loss, eager_loss, rtol=1e-5, atol=1e-6)
+    for got, want in zip(compiled_grads, eager_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    # Three stages with several input channels, and the attention of all four stages.
+    assert sorted(lowered_channels) == [1, 1, 1, 1, 8, 16, 32]
+
+
+def test_compile_without_a_cpp_compiler_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(torch._inductor.config.cpp, "cxx", ("no-such-compiler-harkit",))
+    monkeypatch.delenv("CXX", raising=False)
+    with pytest.raises(HarkitError, match="needs a C\\+\\+ compiler"):
+        lowering.compile_model(create_model("cnn", 32, 3, 4, width=0.125))
