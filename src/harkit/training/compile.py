@@ -145,7 +145,7 @@ def compile_model(model: nn.Module) -> nn.Module:
             get_cpp_compiler()
         except InvalidCxxCompiler:
             raise HarkitError(
-                "--compile on the CPU needs a C++ compiler (g++ or clang++, or one named by $CXX); "
+                "--compile on the CPU needs a C++ compiler (g++, or the one $CXX names); "
                 "install one or train without --compile"
             ) from None
     backend = _inductor_with_time_convolutions if on_cpu else "inductor"
