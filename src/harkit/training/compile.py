@@ -7,7 +7,8 @@ fuses the gathering of the views (and its reverse in the backward pass) into the
 around them. This is done by decompositions of `aten.convolution` and its backward handed to Inductor: the model
 keeps its `nn.Conv2d` layers and parameters, only the compiled graph changes, and its outputs and gradients equal
 the convolution's up to float rounding (`tests/training/test_compile.py`). A SANN training step on HAPT's
-windows (2-core CPU): eager 202 ms, plain `torch.compile` 161 ms, this 145 ms; `benchmarks/train_speed.py`
+windows (2-core CPU): eager 202-216 ms, plain `torch.compile` 161-166 ms, this 145 ms
+(`benchmarks/compile_speed.py`); `benchmarks/train_speed.py`
 measures whole epochs.
 """
 
