@@ -66,6 +66,11 @@ def _taps(x: torch.Tensor, kernel: int, stride: int, padding: int, out_length: i
     return [padded[:, tap : tap + stride * (out_length - 1) + 1 : stride] for tap in range(kernel)]
 
 
+def _columns(taps: list[torch.Tensor]) -> torch.Tensor:
+    """The taps side by side, one row per output position: `[batch x out_length x width, k x channels]`."""
+    return torch.cat(taps, dim=-1).flatten(0, 2)
+
+
 def _weight_matrix(weight: torch.Tensor) -> torch.Tensor:
     """`[out, in, k, 1]` -> `[out, k * in]`, tap-major like the concatenated taps."""
     out_channels, in_channels, kernel, _ = weight.shape
@@ -84,8 +89,7 @@ def _convolution(input, weight, bias, stride, padding, dilation, transposed, out
         for tap in range(1, kernel):
             out = out + taps[tap] * weight[0, 0, tap, 0]
     else:
-        columns = torch.cat(taps, dim=-1).reshape(-1, kernel * in_channels)
-        out = (columns @ _weight_matrix(weight).t()).view(batch, out_length, width, out_channels)
+        out = (_columns(taps) @ _weight_matrix(weight).t()).view(batch, out_length, width, out_channels)
     if bias is not None:
         out = out + bias
     return out.permute(0, 3, 1, 2)
@@ -108,8 +112,7 @@ def _convolution_backward(
         if in_channels == 1:
             grad_weight = torch.stack([(grad * tap).sum((0, 1, 2)) for tap in taps], dim=1).view(1, 1, kernel, 1)
         else:
-            columns = torch.cat(taps, dim=-1).reshape(-1, kernel * in_channels)
-            grad_weight = (grad.reshape(-1, out_channels).t() @ columns).view(out_channels, kernel, in_channels)
+            grad_weight = (grad.reshape(-1, out_channels).t() @ _columns(taps)).view(out_channels, kernel, in_channels)
             grad_weight = grad_weight.permute(0, 2, 1).unsqueeze(-1).contiguous()
     if output_mask[0]:
         if in_channels == 1:
