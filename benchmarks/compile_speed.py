@@ -15,6 +15,7 @@ import time
 
 import torch
 
+from harkit.hardware import facts_lines, machine_facts
 from harkit.models import create_model
 from harkit.training.compile import compile_model
 
@@ -42,6 +43,8 @@ def main() -> None:
     parser.add_argument("--models", default="sann,cnn,sann-lstm,sann-transformer,deepconvlstm")
     parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
+    for line in facts_lines(machine_facts()):
+        print(line)
     x, y = torch.randn(128, 128, 6), torch.randint(0, 6, (128,))
     print(f"threads: {torch.get_num_threads()}, batch 128 x 128 x 6, median ms per training step")
     for name in args.models.split(","):

@@ -16,6 +16,7 @@ import numpy as np
 
 from harkit.datasets import PrepareConfig, get_dataset, locate, prepare
 from harkit.datasets.hapt import UCI_HAR_TEST_SUBJECTS
+from harkit.hardware import facts_lines, machine_facts
 
 WINDOW, STEP = 128, 64
 
@@ -55,6 +56,8 @@ def baseline(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def main(data_dir: Path) -> None:
+    for line in facts_lines(machine_facts()):
+        print(line)
     cache = Path(tempfile.mkdtemp())
     root, _ = locate(get_dataset("hapt"), data_dir, cache)  # extraction is shared, not timed
     config = PrepareConfig(val_fraction=0.0)

@@ -1,14 +1,15 @@
 """SANN on the real HAPT windows: harkit's engine against the article's plain recipe, epoch by epoch.
 
-The plain recipe: TensorDataset + shuffled DataLoader, AdamW, StepLR, cross-entropy, batch 128. harkit's
-engine trains the same model from the same initial weights on the same windows, eagerly and with
-`compile=True` (on the CPU with its time-only convolutions lowered to matrix products,
-`harkit/training/compile.py`); its training time per epoch is compared (its validation scoring, which the
-plain recipe does not do, is reported apart). Each recipe runs `--epochs` epochs (2 by default): the first
-includes one-time costs (compilation), the median of the others is the steady state, and the whole run
-counts both. The three recipes run one after another `--rounds` times (3 by default) and the median of
-the rounds' steady-state ratios is reported. All runs happen in this process; the test accuracy at the end
-shows nothing was lost.
+The plain recipe: TensorDataset + shuffled DataLoader, AdamW, StepLR, cross-entropy, batch 128, fp32. harkit's
+engine trains the same model on the same windows (batch 128 on HAPT) twice: in fp32 and eager (the engine
+alone), and with its defaults (`--precision auto`, `--compile auto`: bf16 where this CPU computes it natively and
+faster, compiled where that pays off over the run; `harkit/hardware.py`). Their training time per epoch is
+compared (validation scoring, which the plain recipe does not do, is reported apart). Each recipe runs
+`--epochs` epochs (2 by default): the first includes one-time costs (compilation), the median of the others is
+the steady state. The recipes run one after another `--rounds` times (3 by default) and the median of the
+rounds' steady-state ratios is reported. The machine facts of `harkit doctor` come first, and each recipe's
+fraction of the measured GEMM peak (training FLOPs = 6 x the forward MACs per window). All runs happen in this
+process; the test accuracy at the end shows nothing was lost.
 Usage: python benchmarks/train_speed.py [--data-dir DIR] [--device cpu|cuda] [--epochs N] [--rounds N]
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +27,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from harkit.datasets import PrepareConfig, prepare
+from harkit.evaluation.cost import count_macs
+from harkit.hardware import facts_lines, machine_facts, matmul_gflops
 from harkit.models import create_model
 from harkit.training.checkpoint import load_checkpoint, model_from_checkpoint
 from harkit.training.engine import TrainConfig, predict_logits, train
@@ -61,17 +65,13 @@ def plain_recipe(prepared, device: torch.device, epochs: int) -> tuple[list[floa
     return seconds, accuracy(model, prepared, device)
 
 
-def harkit_engine(prepared, device: torch.device, epochs: int, compile: bool) -> tuple[list[float], float]:
+CHOSEN: dict[str, str] = {}  # the precision each harkit variant trained in
+
+
+def harkit_engine(prepared, device: torch.device, epochs: int, defaults: bool) -> tuple[list[float], float]:
     """Training seconds of each epoch and the final test accuracy; validation scoring is printed apart."""
-    config = TrainConfig(
-        dataset="hapt",
-        model="sann",
-        epochs=epochs,
-        seed=0,
-        device=str(device),
-        patience=None,
-        compile=compile,
-    )
+    speed = {} if defaults else {"precision": "fp32", "compile": False}
+    config = TrainConfig(dataset="hapt", model="sann", epochs=epochs, seed=0, device=str(device), patience=0, **speed)
     with tempfile.TemporaryDirectory() as folder:
         run = train(config, Path(folder) / "run", progress=False, prepared=prepared, evaluate=False)
         with open(run / "history.csv") as handle:
@@ -79,15 +79,21 @@ def harkit_engine(prepared, device: torch.device, epochs: int, compile: bool) ->
         seconds = [float(row["train_seconds"]) for row in rows]
         validation = [float(row["seconds"]) - float(row["train_seconds"]) for row in rows]
         model = model_from_checkpoint(load_checkpoint(run / "last.pt", device), device)
-    print(f"  harkit (compile={compile}) validation scoring: {np.mean(validation):.2f} s per epoch")
+        resolved = json.loads((run / "config.json").read_text())["resolved"]
+    name = "harkit" if defaults else "harkit fp32"
+    CHOSEN[name] = resolved["precision"]
+    print(
+        f"  {name}: precision {resolved['precision']}, compile {resolved.get('compile')} "
+        f"({resolved.get('compile_reason', '')}); validation scoring {np.mean(validation):.2f} s per epoch"
+    )
     return seconds, accuracy(model, prepared, device)
 
 
 def one_round(prepared, device: torch.device, epochs: int) -> dict[str, tuple[list[float], float]]:
     return {
         "plain recipe": plain_recipe(prepared, device, epochs),
-        "harkit": harkit_engine(prepared, device, epochs, compile=False),
-        "harkit --compile": harkit_engine(prepared, device, epochs, compile=True),
+        "harkit fp32": harkit_engine(prepared, device, epochs, defaults=False),
+        "harkit": harkit_engine(prepared, device, epochs, defaults=True),
     }
 
 
@@ -102,19 +108,29 @@ def main() -> None:
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch holds one-time costs")
     device = torch.device(args.device)
+    gflops = {"fp32": matmul_gflops(torch.float32, 1.0), "bf16": matmul_gflops(torch.bfloat16, 1.0)}
+    for line in facts_lines(machine_facts(), gflops):
+        print(line)
     prepared = prepare("hapt", PrepareConfig(), data_dir=args.data_dir)
     windows = len(prepared.train)
+    meta = prepared.meta
+    flops = 6 * count_macs(create_model("sann", meta["window"], len(meta["channels"]), len(meta["classes"])), 128, 6)
     print(f"device: {device}, threads: {torch.get_num_threads()}, training windows: {windows}")
-    steady_ratios: dict[str, list[float]] = {"harkit": [], "harkit --compile": []}
+    steady_ratios: dict[str, list[float]] = {"harkit fp32": [], "harkit": []}
     for round_number in range(1, args.rounds + 1):
         print(f"round {round_number}" + (" (pays compilation, as a fresh process does)" if round_number == 1 else ""))
         results = one_round(prepared, device, args.epochs)
         steady = {name: float(np.median(seconds[1:])) for name, (seconds, _) in results.items()}
-        print(f"  {'':18} {'epoch 1 windows/s':>18} {'steady windows/s':>17} {'whole run s':>12} {'test accuracy':>14}")
+        print(
+            f"  {'':18} {'epoch 1 windows/s':>18} {'steady windows/s':>17} {'whole run s':>12} {'test accuracy':>14} "
+            f"{'of GEMM peak':>13}"
+        )
         for name, (seconds, test_accuracy) in results.items():
+            peak = gflops.get(CHOSEN.get(name, "fp32"), gflops["fp32"])
+            share = windows / steady[name] * flops / 1e9 / peak
             print(
                 f"  {name:18} {windows / seconds[0]:18.1f} {windows / steady[name]:17.1f} {sum(seconds):12.1f} "
-                f"{test_accuracy:14.4f}"
+                f"{test_accuracy:14.4f} {share:12.0%} ({CHOSEN.get(name, 'fp32')} {peak:.0f} GFLOP/s)"
             )
         baseline = results["plain recipe"][0]
         for name, ratios in steady_ratios.items():

@@ -114,6 +114,9 @@ def test_a_folder_of_recordings_is_a_dataset(tmp_path):
     assert result.exit_code == 0, result.output
     report = (out / "report.md").read_text()
     assert report.count("| cnn | 1/1 |") == 1
+    # the headline table is a Rich table, not raw Markdown; the runs are counted "x of N"
+    assert "|---" not in result.output and "┃ dataset" in result.output and "│ cnn " in result.output
+    assert "[1 of 1] dataset " in result.output and "model cnn (1 of 1), seed 0 (1 of 1): finished" in result.output
 
 
 def test_export_predict_explain_and_tune_commands(hapt_dir, tmp_path):
@@ -162,3 +165,73 @@ def test_train_with_subject_folds(hapt_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert "loso cross-validation" in result.output and "mean ± std" in result.output
     assert sorted(p.name for p in (tmp_path / "cv").glob("fold-*")) == ["fold-00", "fold-01", "fold-02"]
+
+
+def all_commands(command=None, path=()):
+    """Every (sub)command of the CLI as its argument path, e.g. ("config", "set")."""
+    import typer.main
+
+    command = command or typer.main.get_command(app)
+    yield path
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from all_commands(sub, (*path, name))
+
+
+def test_help_is_readable_at_80_columns():
+    paths = list(all_commands())
+    assert ("train",) in paths and ("config", "set") in paths
+    for path in paths:
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+        assert result.exit_code == 0, (path, result.output)
+        assert "<bool>" not in result.output, path
+        long_lines = [line for line in result.output.splitlines() if len(line) > 80]
+        assert not long_lines, (path, long_lines)
+        # descriptions start left of the middle of the screen, not squeezed into a narrow right-hand column
+        indents = [len(line) - len(line.lstrip()) for line in result.output.splitlines() if line.startswith("    ")]
+        assert max(indents, default=0) <= 40, (path, result.output)
+    train_help = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "80"}).output
+    assert "[model default]" in train_help and "[runs/<dataset>-<model>-<time>]" in train_help
+    assert "[env HARKIT_DATA_DIR]" in " ".join(train_help.split())
+
+
+def test_train_ends_with_run_folder_plots_and_next_commands(hapt_dir, tmp_path):
+    run = tmp_path / "run"
+    result = invoke(*train_args(hapt_dir, run, "cnn"))
+    assert result.exit_code == 0, result.output
+    assert f"run folder: {run}" in result.output
+    assert str(run / "plots" / "confusion.png") in result.output
+    for command in (f"harkit evaluate {run}", f"harkit export {run}", "harkit benchmark --datasets hapt"):
+        assert command in result.output
+
+
+def test_train_recipe_option_and_adaptive_defaults(hapt_dir, tmp_path):
+    def args(run, *extra):
+        return [a for a in train_args(hapt_dir, run, "sann") if a not in ("--batch-size", 8, "--epochs", 1)] + [
+            "--epochs",
+            3,
+            *extra,
+        ]
+
+    result = invoke(*args(tmp_path / "article", "--recipe", "article", "--batch-size", 8, "--lr", 0.005))
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "article" / "config.json").read_text())
+    assert saved["recipe"] == "article" and (saved["batch_size"], saved["lr"], saved["epochs"]) == (8, 0.005, 3)
+    assert [saved[k] for k in ("weight_decay", "schedule", "label_smoothing", "patience")] == [1e-3, "step", 0, 10]
+    result = invoke(*args(tmp_path / "harkit"))
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "harkit" / "config.json").read_text())
+    assert saved["recipe"] == "harkit" and saved["batch_size"] == 8 and saved["schedule"] == "cosine"
+    assert {"batch_size", "lr"} <= set(saved["resolved"]["recipe"]["auto"]) and saved["epochs"] == 3
+    result = runner.invoke(app, ["train", "--dataset", "hapt", "--recipe", "paper", "--data-dir", str(hapt_dir)])
+    assert result.exit_code != 0 and "unknown recipe 'paper'" in result.output
+
+
+def test_mistyped_names_get_the_closest_valid_one(hapt_dir):
+    result = invoke("prepare", "hpat")
+    assert result.exit_code == 2 and "did you mean 'hapt'?" in result.output
+    result = invoke("train", "--dataset", "hapt", "--model", "san", "--data-dir", hapt_dir)
+    assert result.exit_code == 2 and "did you mean 'sann'?" in result.output
+    result = invoke("prepare", "hapt", "--data-dir", hapt_dir, "--option", "transition=true")
+    assert result.exit_code == 2 and "did you mean 'transitions'?" in result.output
+    result = invoke("train", "--dataset", "hapt", "--epoch", 1)
+    assert result.exit_code == 2 and "--epochs" in result.output  # click's own suggestion for options

@@ -12,18 +12,26 @@ import numpy as np
 import torch
 
 from harkit import HarkitError
-from harkit.evaluation.evaluate import load_run_data
-from harkit.training.checkpoint import load_checkpoint, model_from_checkpoint
+from harkit.runs import Run
+
+EXPLAINABLE = ("sann", "sann-transformer", "sann-lstm")
 
 
-def attention_maps(model: torch.nn.Module, x: torch.Tensor) -> list[np.ndarray]:
-    """The attention weights of each stage for windows `x`: arrays `[batch, time_of_stage, channels]`."""
+def _attention_modules(model: torch.nn.Module, what: str) -> list[torch.nn.Module]:
     modules = model.attention_modules() if hasattr(model, "attention_modules") else []
     if not modules:
         raise HarkitError(
-            f"{type(model).__name__} has no spatial attention; explain works for sann, "
-            "sann-transformer and sann-lstm runs"
+            f"{what} has no spatial attention to show; explain works for runs of {', '.join(EXPLAINABLE)}"
         )
+    return modules
+
+
+def attention_maps(model: torch.nn.Module, x: torch.Tensor, name: str | None = None) -> list[np.ndarray]:
+    """The attention weights of each stage for windows `x`: arrays `[batch, time_of_stage, channels]`.
+
+    `name` (the registry name, e.g. `sann`) names the model in the error raised when it has no attention.
+    """
+    modules = _attention_modules(model, f"the {name or type(model).__name__} model")
     for module in modules:
         module.keep_attention = True
     try:
@@ -56,12 +64,14 @@ def _plot_window(
     axes[0].set_title(title)
     for stage, (ax, weights) in enumerate(zip(axes[1:], maps, strict=True), start=1):
         duration = window / rate
+        # Scaled per map: the weights of one stage often span a narrow band (e.g. 0.45-0.55), flat on a 0-1 scale.
+        low, high = float(weights.min()), float(weights.max())
         image = ax.imshow(
             weights.T,
             aspect="auto",
             cmap="magma",
-            vmin=0,
-            vmax=1,
+            vmin=low,
+            vmax=high if high > low else low + 1e-6,
             interpolation="nearest",
             extent=(0, duration, len(channels) - 0.5, -0.5),
         )
@@ -69,20 +79,25 @@ def _plot_window(
         ax.set_yticks(
             [] if len(channels) > 12 else range(len(channels)), [] if len(channels) > 12 else channels, fontsize=6
         )
-        fig.colorbar(image, ax=ax, pad=0.01, label="attention")
+        fig.colorbar(image, ax=ax, pad=0.01).ax.tick_params(labelsize=7)
+        if stage == 1:
+            ax.set_title("attention weights of each stage; each map has its own colour scale", fontsize=8)
     axes[-1].set_xlabel("time (s)")
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def explain_run(run: Path | str, out: Path | str, per_class: int = 2) -> list[Path]:
+def explain_run(run: Path | str, out: Path | str, per_class: int = 2, data_dir: Path | str | None = None) -> list[Path]:
     """Plot, for `per_class` test windows of each class (correctly classified first), the raw signals and each
     stage's attention weights over time; also the mean attention over time per class. Returns the files.
+
+    `data_dir` is where the run's data is now, if it moved since training.
     """
-    run, out = Path(run), Path(out)
-    checkpoint = load_checkpoint(run / "best.pt")
-    model = model_from_checkpoint(checkpoint)
-    prepared = load_run_data(run)
+    opened, out = Run(run), Path(out)
+    checkpoint = opened.checkpoint()
+    model, model_name = opened.model(), checkpoint["model"]["name"]
+    _attention_modules(model, f"{opened.path} holds a {model_name} model, which")  # refuse before reading data
+    prepared = opened.dataset(data_dir)
     x = torch.from_numpy(np.array(prepared.test.x, np.float32))
     with torch.inference_mode():
         predicted = torch.cat([model(x[i : i + 512]).argmax(1) for i in range(0, len(x), 512)]).numpy()
@@ -98,7 +113,7 @@ def explain_run(run: Path | str, out: Path | str, per_class: int = 2) -> list[Pa
         )[:per_class]
         if len(chosen) == 0:
             continue
-        maps = attention_maps(model, x[chosen])
+        maps = attention_maps(model, x[chosen], model_name)
         class_profiles[name] = maps[0].mean(axis=(0, 2))
         for rank, index in enumerate(chosen):
             path = out / f"{label:02d}_{name.replace(' ', '_').replace('/', '_')}_{rank}.png"
@@ -108,7 +123,7 @@ def explain_run(run: Path | str, out: Path | str, per_class: int = 2) -> list[Pa
                 [m[rank] for m in maps],
                 channels,
                 rate,
-                f"{name}: test window {index} (subject {prepared.test.subject[index]}), attention per stage",
+                f"{model_name}, {name}: test window {index} (subject {prepared.test.subject[index]}), attention",
                 path,
             )
             written.append(path)
@@ -118,7 +133,7 @@ def explain_run(run: Path | str, out: Path | str, per_class: int = 2) -> list[Pa
             ax.plot(np.arange(len(profile)) * 2 / rate, profile, label=name)
         ax.set_xlabel("time (s)")
         ax.set_ylabel("mean attention, stage 1")
-        ax.set_title("Where the first attention stage looks, averaged over channels and windows, per class")
+        ax.set_title(f"{model_name}: where the first attention stage looks, mean over channels and windows, per class")
         ax.legend(fontsize=7, ncol=2)
         fig.savefig(out / "attention_per_class.png", dpi=110)
         plt.close(fig)

@@ -1,38 +1,53 @@
-"""Export a trained run to ONNX, with what a deployment needs beside it, checked against PyTorch."""
+"""Export a trained run to ONNX, with what a deployment needs beside it, checked against PyTorch.
+
+Export writes exactly two files into the run: `model.onnx` (graph and weights in one file, no
+`model.onnx.data` beside it) and `model.json` (channels, classes, window, step, rate, normalisation).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from harkit import HarkitError
-from harkit.training.checkpoint import load_checkpoint, model_from_checkpoint
+from harkit.runs import Run
 
 INPUT_NAME, OUTPUT_NAME = "windows", "logits"
+# The exporter logs, at warning level, each torchvision operator it skips when torchvision is absent:
+# harkit's models use none of them.
+_EXPORTER_LOGGERS = ("torch.onnx._internal.exporter._registration",)
 
 
-def deployment_meta(run: Path) -> dict:
+def deployment_meta(run: Path | str) -> dict:
     """Channels, classes, window, step, sampling rate and normalisation of a run, from its checkpoint."""
-    checkpoint = load_checkpoint(Path(run) / "best.pt")
-    dataset = json.loads((Path(run) / "dataset.json").read_text())
-    return {
-        "dataset": checkpoint["dataset"],
-        "model": checkpoint["model"]["name"],
-        "channels": checkpoint["channels"],
-        "classes": checkpoint["classes"],
-        "window": checkpoint["model"]["window"],
-        "step": dataset["step"],
-        "sampling_rate": checkpoint["sampling_rate"],
-        "mean": checkpoint["mean"],
-        "std": checkpoint["std"],
+    return Run(run).info | {
         "input": INPUT_NAME,
         "output": OUTPUT_NAME,
         "input_layout": "[batch, window, channels], float32, normalised: (x - mean) / std",
     }
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence the exporter's chatter that says nothing about this model; its errors still raise."""
+    loggers = [logging.getLogger(name) for name in _EXPORTER_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's own deprecation warnings
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
 
 
 def export_onnx(run: Path | str, check_windows: int = 64, seed: int = 0) -> dict:
@@ -42,15 +57,15 @@ def export_onnx(run: Path | str, check_windows: int = 64, seed: int = 0) -> dict
     """
     import onnxruntime
 
-    run = Path(run)
-    checkpoint = load_checkpoint(run / "best.pt")
-    model = model_from_checkpoint(checkpoint)
+    opened = Run(run)
+    run = opened.path
+    model = opened.model()
     meta = deployment_meta(run)
     window, channels = meta["window"], len(meta["channels"])
     example = torch.randn(2, window, channels, generator=torch.Generator().manual_seed(seed))
     path = run / "model.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's own deprecation chatter
+    (run / "model.onnx.data").unlink(missing_ok=True)  # the weights file of an earlier export, now inline
+    with _quiet_exporter():
         try:
             torch.onnx.export(
                 model,
@@ -60,6 +75,8 @@ def export_onnx(run: Path | str, check_windows: int = 64, seed: int = 0) -> dict
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
                 dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
+                external_data=False,  # one file: harkit's models are far below ONNX's 2 GB limit
+                verbose=False,
             )
         except Exception as error:
             path.unlink(missing_ok=True)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from harkit import HarkitError
-from harkit.training.checkpoint import load_checkpoint
+from harkit.runs import Run
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def load_pretrained(model: nn.Module, run: Path | str, channels: list[str], mode
 
     Returns counts of tensors copied as they are, copied channel by channel, and left as initialised.
     """
-    checkpoint = load_checkpoint(Path(run) / "best.pt")
+    checkpoint = Run(run).checkpoint("best")  # loaded without unpickling code
     if checkpoint["model"]["name"] != model_name:
         raise HarkitError(f"{run} holds a {checkpoint['model']['name']} model; --init-from needs a {model_name} run")
     source_channels = checkpoint["channels"]

@@ -19,3 +19,13 @@ def test_map_files_keeps_order_and_raises_the_first_error(tmp_path):
     paths[3].write_text("1 2 3\n")
     with pytest.raises(HarkitError, match=r"3\.txt has 3 columns, expected 2"):
         map_files(lambda p: read_space_separated(p, columns=2), paths)
+
+
+@pytest.mark.parametrize("value", ["1e400", "inf", "-Infinity", "3e39"])
+def test_a_value_too_large_for_a_float_names_the_file_row_and_column(tmp_path, value):
+    path = tmp_path / "acc_exp01_user01.txt"
+    path.write_text(f"1 2 3\n4 5 6\n7 {value} 9\n")
+    with pytest.raises(HarkitError, match=rf"acc_exp01_user01\.txt, line 3, column 2: {value} is not a finite number"):
+        read_space_separated(path, columns=3, single_space=True)
+    path.write_text("1 NaN 3\n")  # NaN marks a gap (PAMAP2, OPPORTUNITY): allowed, filled later
+    assert np.isnan(read_space_separated(path, columns=3)[0, 1])

@@ -1,11 +1,13 @@
 """Each reader against a fixture in its exact raw format."""
 
 import functools
+import logging
 import operator
 
 import numpy as np
 import pytest
 
+from harkit import HarkitError
 from harkit.datasets import PrepareConfig, SubjectSplit, get_dataset, list_datasets, prepare, sensor_groups
 from tests.fixtures import raw
 
@@ -109,11 +111,11 @@ def test_pamap2_downsamples_fills_gaps_and_drops_transients(tmp_path):
     assert counts[(106, 11)] == 4
     assert prepared.meta["subjects"]["test"] == [105]
     assert prepared.meta["channels"][:3] == ["hand_acc16_x", "hand_acc16_y", "hand_acc16_z"]
-    # channel hand_acc16_x is column 4 of the raw table, whose value is 4 + sin(t) + subject
+    # channel hand_acc16_x is column 4 of the raw table, whose value is 10 * 4 + sin(t) + subject
     first = data.x[data.subject == 106][0, :, 0]
     t = np.arange(0, 171 * 3, 3)
     outside_gap = (t < 200) | (t >= 230)
-    assert np.allclose(first[outside_gap] - 106 - 4, np.sin(t[outside_gap] / 10), atol=2e-3)
+    assert np.allclose(first[outside_gap] - 106 - 40, np.sin(t[outside_gap] / 10), atol=2e-3)
     # inside the 100 Hz gap (samples 200-229) values are interpolated between its edges
     inside = first[~outside_gap]
     assert inside.min() >= min(first[66], first[77]) - 1e-3 and inside.max() <= max(first[66], first[77]) + 1e-3
@@ -208,3 +210,151 @@ def test_channel_subset(hapt_dir):
     prepared = prepare("hapt", PrepareConfig(window=64, channels=("gyro_x", "acc_x"), **NO_VAL), data_dir=hapt_dir)
     assert prepared.meta["channels"] == ["gyro_x", "acc_x"]
     assert (prepared.train.x[:, :, 0] == -prepared.train.x[:, :, 1]).all()
+
+
+def warnings_of(caplog):
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_hapt_labels_outside_the_published_set_are_counted(hapt_dir, caplog):
+    labels = hapt_dir / "HAPT Data Set" / "RawData" / "labels.txt"
+    labels.write_text(labels.read_text() + "1 1 0 460 470\n2 2 99 400 420\n3 3 99 400 410\n")
+    prepared = prepare("hapt", PrepareConfig(window=64, overlap=0.5, **NO_VAL), data_dir=hapt_dir)
+    assert any("3 rows have activity ids outside HAPT's published 1..12 (0, 99)" in m for m in warnings_of(caplog))
+    assert len(prepared.train) == 16 and len(prepared.test) == 8  # their samples stay unlabelled
+
+
+def test_pamap2_unpublished_activity_ids_are_counted(tmp_path, caplog):
+    root = raw.write_pamap2(tmp_path)
+    path = root / "PAMAP2_Dataset" / "Protocol" / "subject106.dat"
+    lines = path.read_text().splitlines()
+    for i in range(10):  # activityIDs 14 and 99 do not exist
+        fields = lines[i].split(" ")
+        fields[1] = "14" if i < 6 else "99"
+        lines[i] = " ".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    prepare("pamap2", PrepareConfig(**NO_VAL), data_dir=root)
+    assert any(
+        "subject106.dat: 10 rows have activityIDs PAMAP2 does not publish (14, 99)" in m for m in warnings_of(caplog)
+    )
+
+
+def test_opportunity_unpublished_codes_are_counted(tmp_path, caplog):
+    root = raw.write_opportunity(tmp_path)
+    path = root / "OpportunityUCIDataset" / "dataset" / "S1-Drill.dat"
+    table = np.loadtxt(path)
+    table[:5, 249] = 999999
+    np.savetxt(path, table, fmt="%.6g")
+    prepare("opportunity", PrepareConfig(**NO_VAL), data_dir=root)
+    assert any(
+        "S1-Drill.dat: 5 rows have gestures labels OPPORTUNITY does not publish (999999)" in m
+        for m in warnings_of(caplog)
+    )
+
+
+def test_wisdm_unpublished_activities_are_counted(tmp_path, caplog):
+    root, _ = raw.write_wisdm(tmp_path)
+    path = root / "WISDM_ar_v1.1" / "WISDM_ar_v1.1_raw.txt"
+    path.write_text(path.read_text() + "2,Flying,1400000000,1.0,2.0,3.0;\n2,Flying,1400000001,1.0,2.0,3.0;\n")
+    prepare("wisdm", PrepareConfig(window=20, overlap=0.5, **NO_VAL), data_dir=root)
+    assert any("2 records have activities WISDM does not publish (Flying)" in m for m in warnings_of(caplog))
+
+
+def test_dsads_unknown_activity_folders_are_reported(tmp_path, caplog):
+    root = raw.write_dsads(tmp_path)
+    extra = root / "data" / "a20" / "p1"
+    extra.mkdir(parents=True)
+    (extra / "s01.txt").write_text((root / "data" / "a01" / "p1" / "s01.txt").read_text())
+    prepared = prepare("dsads", PrepareConfig(**NO_VAL), data_dir=root)
+    assert any("folders a20 are not among DSADS's 19 published activities" in m for m in warnings_of(caplog))
+    assert len(prepared.train) == 2 * 2 * 6
+
+
+# The raw column each output channel must come from, as SPEC.md's appendix publishes them (not the readers' code).
+PAMAP2_COLUMNS = [*range(4, 16), *range(21, 33), *range(38, 50)]
+OPPORTUNITY_COLUMNS = [*range(1, 46), *range(50, 59), *range(63, 72), *range(76, 85), *range(89, 98), *range(102, 134)]
+
+
+def test_pamap2_every_channel_comes_from_its_published_column(tmp_path):
+    root = raw.write_pamap2(tmp_path)
+    data = everything(prepare("pamap2", PrepareConfig(**NO_VAL), data_dir=root))
+    # fixture: column c holds 10 c + sin(t / 10) + subject, so each channel names its column
+    columns = np.rint((data.x - data.subject[:, None, None]) / 10)
+    assert len(PAMAP2_COLUMNS) == 36
+    for channel, column in enumerate(PAMAP2_COLUMNS):
+        assert (columns[:, :, channel] == column).all(), get_dataset("pamap2").channels[channel]
+    names = get_dataset("pamap2").channels
+    assert names[6:9] == ["hand_gyro_x", "hand_gyro_y", "hand_gyro_z"] and names[12] == "chest_acc16_x"
+
+
+def test_opportunity_every_channel_comes_from_its_published_column(tmp_path):
+    root = raw.write_opportunity(tmp_path)
+    data = everything(prepare("opportunity", PrepareConfig(**NO_VAL), data_dir=root))
+    # fixture: column c holds c plus noise of sd 0.1; S1-ADL1 lacks the BACK IMU (filled with 0), so leave it out
+    keep = ~((data.subject == 1) & (data.session == "ADL1"))
+    assert keep.sum() > 0 and len(OPPORTUNITY_COLUMNS) == 113
+    columns = np.rint(data.x[keep])
+    for channel, column in enumerate(OPPORTUNITY_COLUMNS):
+        assert (columns[:, :, channel] == column).all(), get_dataset("opportunity").channels[channel]
+    names = get_dataset("opportunity").channels
+    assert names[36:39] == ["imu_BACK_acc_x", "imu_BACK_acc_y", "imu_BACK_acc_z"]
+    assert names[45] == "imu_RUA_acc_x" and names[81] == "imu_L-SHOE_Eu_x" and names[97] == "imu_R-SHOE_Eu_x"
+
+
+def test_dsads_every_channel_comes_from_its_column(tmp_path):
+    root = raw.write_dsads(tmp_path)
+    data = everything(prepare("dsads", PrepareConfig(**NO_VAL), data_dir=root))
+    # fixture: column c holds (activity, subject, file) digits + c / 100
+    columns = np.rint((data.x - np.floor(data.x)) * 100)
+    for channel in range(45):
+        assert (columns[:, :, channel] == channel).all(), channel
+    names = get_dataset("dsads").channels
+    assert names[:3] == ["torso_acc_x", "torso_acc_y", "torso_acc_z"] and names[9] == "right_arm_acc_x"
+
+
+def test_hapt_and_wisdm_every_channel_comes_from_its_column(hapt_dir, tmp_path):
+    x = everything(prepare("hapt", PrepareConfig(window=64, **NO_VAL), data_dir=hapt_dir))
+    index, subject = x.x[:, :, 0], x.subject[:, None]
+    experiment = subject  # the fixture's experiment n is user n's
+    expected = [index, subject, 10 * experiment, -index, -subject - 0.25, -10 * experiment - 0.5]
+    for channel, values in enumerate(expected):
+        assert np.allclose(x.x[:, :, channel], values), get_dataset("hapt").channels[channel]
+    root, _ = raw.write_wisdm(tmp_path / "wisdm")
+    w = everything(prepare("wisdm", PrepareConfig(window=20, overlap=0.5, **NO_VAL), data_dir=root))
+    record = w.x[:, :, 0] - 0.5  # x = i.5, y = user.25, z = -i.125
+    assert np.allclose(w.x[:, :, 1], w.subject[:, None] + 0.25)
+    assert np.allclose(w.x[:, :, 2], -record - 0.125)
+
+
+def test_normalisation_without_validation_uses_training_statistics(hapt_dir):
+    prepared = prepare("hapt", PrepareConfig(window=64, val_fraction=0.0), data_dir=hapt_dir)
+    raw_train = prepare("hapt", PrepareConfig(window=64, val_fraction=0.0, normalize=False), data_dir=hapt_dir)
+    assert len(prepared.val) == 0 and prepared.val.x.shape[1:] == (64, 6)
+    flat = np.asarray(raw_train.train.x, np.float64).reshape(-1, 6)
+    np.testing.assert_allclose(prepared.meta["mean"], flat.mean(axis=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(prepared.meta["std"], flat.std(axis=0), rtol=1e-4)
+    test_flat = np.asarray(raw_train.test.x, np.float64).reshape(-1, 6)
+    expected = (test_flat - flat.mean(axis=0)) / flat.std(axis=0)
+    np.testing.assert_allclose(np.asarray(prepared.test.x).reshape(-1, 6), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_values_too_large_for_a_float_name_the_file_and_line(tmp_path):
+    root = raw.write_dsads(tmp_path / "dsads")
+    path = root / "data" / "a02" / "p7" / "s03.txt"
+    lines = path.read_text().splitlines()
+    lines[9] = "1e400," + lines[9].split(",", 1)[1]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(HarkitError, match=r"a02/p7/s03\.txt, line 10, column 1: the value is not a finite number"):
+        prepare("dsads", PrepareConfig(**NO_VAL), data_dir=root)
+    wisdm, _ = raw.write_wisdm(tmp_path / "wisdm")
+    path = wisdm / "WISDM_ar_v1.1" / "WISDM_ar_v1.1_raw.txt"
+    path.write_text(path.read_text() + "2,Sitting,1400000000,inf,2.0,3.0;\n")
+    with pytest.raises(HarkitError, match=r"record of user 2 at timestamp 1400000000 holds a value that is not"):
+        prepare("wisdm", PrepareConfig(window=20, **NO_VAL), data_dir=wisdm)
+    hapt = raw.write_hapt(tmp_path / "hapt")
+    path = hapt / "HAPT Data Set" / "RawData" / "gyro_exp02_user02.txt"
+    lines = path.read_text().splitlines()
+    lines[4] = lines[4].rsplit(" ", 1)[0] + " 1e400"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(HarkitError, match=r"gyro_exp02_user02\.txt, line 5, column 3: 1e400 is not a finite number"):
+        prepare("hapt", PrepareConfig(window=64, **NO_VAL), data_dir=hapt)

@@ -9,6 +9,7 @@ import torch
 from harkit import HarkitError
 from harkit.training import checkpoint as checkpoint_module
 from harkit.training import engine
+from harkit.training.augment import AugmentConfig
 from harkit.training.engine import TrainConfig, autocast_for, parameter_groups, train
 
 
@@ -18,7 +19,7 @@ def history(run):
 
 
 def test_a_run_directory_holds_everything(tiny_config, tmp_path):
-    run = train(tiny_config, tmp_path / "run", progress=False)
+    run = train(replace(tiny_config, recipe="article"), tmp_path / "run", progress=False)
     for name in ("config.json", "history.csv", "best.pt", "last.pt", "metrics.json", "per_class.csv", "confusion.csv"):
         assert (run / name).is_file(), name
     rows = history(run)
@@ -37,7 +38,7 @@ def test_a_run_directory_holds_everything(tiny_config, tmp_path):
 
 
 def test_same_seed_same_numbers_on_cpu(tiny_config, tmp_path):
-    config = replace(tiny_config, augment=replace(tiny_config.augment, rotation=20, jitter=0.05))
+    config = replace(tiny_config, augment=AugmentConfig(rotation=20, jitter=0.05))
     a = history(train(config, tmp_path / "a", progress=False, evaluate=False))
     b = history(train(config, tmp_path / "b", progress=False, evaluate=False))
     assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]
@@ -74,10 +75,25 @@ def test_finished_run_is_not_overwritten_by_accident(tiny_config, tmp_path):
     train(config, run, overwrite=True, progress=False)
 
 
-def test_early_stopping_on_validation_macro_f1(tiny_config, tmp_path):
-    config = replace(tiny_config, epochs=6, lr=0.0, patience=2)  # nothing improves after epoch 1
+def test_early_stopping_on_validation_macro_f1(tiny_config, tmp_path, monkeypatch):
+    scores = iter([0.5, 0.5, 0.4, 0.6, 0.6, 0.6, 0.6, 0.6])  # ties and drops do not improve; F1 0.6 does
+    monkeypatch.setattr(
+        engine, "evaluate_split", lambda *args: {"loss": 1.0, "accuracy": 0.5, "macro_f1": next(scores)}
+    )
+    config = replace(tiny_config, epochs=9, patience=3)
     rows = history(train(config, tmp_path / "run", progress=False, evaluate=False))
-    assert len(rows) == 3
+    assert len(rows) == 7 and checkpoint_module.load_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == 4
+
+
+def test_ties_in_validation_macro_f1_go_to_the_lower_validation_loss(tiny_config, tmp_path, monkeypatch):
+    scores = iter([(1.0, 0.9), (0.8, 0.9), (0.9, 0.9), (0.5, 0.8)])  # (loss, macro F1) per epoch
+    monkeypatch.setattr(
+        engine,
+        "evaluate_split",
+        lambda *args: dict(zip(("loss", "macro_f1"), next(scores), strict=True)) | {"accuracy": 0.5},
+    )
+    train(replace(tiny_config, epochs=4), tmp_path / "run", progress=False, evaluate=False)
+    assert checkpoint_module.load_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == 2
 
 
 def test_nan_loss_stops_with_the_epoch_and_a_hint(tiny_config, tmp_path):
@@ -141,3 +157,79 @@ def test_out_of_memory_names_the_batch_size(tiny_config, tmp_path, monkeypatch):
     monkeypatch.setattr(SpatialAttentionNeuralNetwork, "forward", exhausted)
     with pytest.raises(HarkitError, match=r"out of memory with batch size 8 .* smaller --batch-size"):
         train(tiny_config, tmp_path / "run", progress=False)
+
+
+def test_harkit_recipe_is_resolved_from_the_data_and_recorded(tiny_config, tmp_path, caplog):
+    config = replace(tiny_config, epochs=None, batch_size=None)
+    run = train(config, tmp_path / "run", progress=False, evaluate=False)
+    saved = json.loads((run / "config.json").read_text())
+    resolved = saved["resolved"]["recipe"]
+    n_train = resolved["steps_per_epoch"] * resolved["batch_size"]  # batch 8 divides the fixture's windows
+    assert resolved["recipe"] == "harkit" and resolved["batch_size"] == 8 and n_train <= 64
+    assert saved["epochs"] == resolved["epochs"] == 300 and saved["batch_size"] == 8  # what evaluate reads
+    assert {"epochs", "batch_size", "lr", "schedule"} <= set(resolved["auto"])
+    rows = history(run)
+    lrs = [float(r["lr"]) for r in rows]
+    peak = lrs.index(max(lrs))
+    assert 0 < peak < len(lrs) - 1 and max(lrs) <= 1e-3 and lrs[-1] < 0.1 * max(lrs)  # warm-up, then cosine
+    assert any("no training windows for" in message for message in caplog.messages)
+    assert resolved["warnings"] and resolved["warnings"][0] in caplog.messages
+    # the configuration a resumed or evaluated run reads back holds the resolved numbers
+    assert TrainConfig.from_json(saved).batch_size == 8 and TrainConfig.from_json(saved).recipe == "harkit"
+    # a config.json from before recipes was trained with the article's recipe, and resumes with it
+    assert TrainConfig.from_json({k: v for k, v in saved.items() if k != "recipe"}).recipe == "article"
+
+
+def test_an_empty_validation_part_is_warned_about(tiny_config, tmp_path, caplog):
+    run = train(replace(tiny_config, epochs=1, val_fraction=0.0), tmp_path / "run", progress=False, evaluate=False)
+    assert any("validation part is empty" in message for message in caplog.messages)
+    assert any(
+        "validation part is empty" in w
+        for w in json.loads((run / "config.json").read_text())["resolved"]["recipe"]["warnings"]
+    )
+
+
+class _Untouchable:
+    """A part that fails the test when the training loop reads it."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"training read the test part ({name})")
+
+    def __len__(self):
+        raise AssertionError("training read the test part (len)")
+
+
+def test_the_checkpoint_kept_is_the_best_on_validation_never_on_test(tiny_config, tmp_path):
+    from harkit.datasets import prepare
+
+    prepared = prepare("hapt", tiny_config.prepare_config(), data_dir=tiny_config.data_dir)
+    test_part, prepared.test = prepared.test, _Untouchable()
+    config = replace(tiny_config, epochs=8, lr=5e-3, recipe="article")
+    run = train(config, tmp_path / "run", progress=False, prepared=prepared, evaluate=False)
+    rows = history(run)
+    scores = [(float(r["val_macro_f1"]), -float(r["val_loss"])) for r in rows]
+    best_epoch = int(rows[scores.index(max(scores))]["epoch"])
+    checkpoint = checkpoint_module.load_checkpoint(run / "best.pt")
+    assert checkpoint["epoch"] == best_epoch
+    # the kept weights are those that gave that validation score
+    model = checkpoint_module.model_from_checkpoint(checkpoint)
+    x_val, y_val = torch.from_numpy(np.array(prepared.val.x)), torch.as_tensor(prepared.val.y)
+    again = engine.evaluate_split(model, x_val, y_val, 8, torch.nn.CrossEntropyLoss(), None)
+    assert again["loss"] == pytest.approx(float(rows[best_epoch - 1]["val_loss"]), rel=1e-5)
+    assert test_part is not None
+
+
+def test_validation_is_scored_in_the_precision_of_the_test_part(tiny_config, tmp_path):
+    from harkit.datasets import prepare
+
+    prepared = prepare("hapt", tiny_config.prepare_config(), data_dir=tiny_config.data_dir)
+    config = replace(tiny_config, epochs=1, precision="bf16", recipe="article")
+    run = train(config, tmp_path / "run", progress=False, prepared=prepared, evaluate=False)
+    model = checkpoint_module.model_from_checkpoint(checkpoint_module.load_checkpoint(run / "best.pt"))
+    x_val, y_val = torch.from_numpy(np.array(prepared.val.x)), torch.as_tensor(prepared.val.y)
+    criterion = torch.nn.CrossEntropyLoss()
+    # evaluate_run scores the test part in full precision (predict_logits without autocast)
+    full = engine.evaluate_split(model, x_val, y_val, 8, criterion, None)["loss"]
+    half = engine.evaluate_split(model, x_val, y_val, 8, criterion, torch.autocast("cpu", torch.bfloat16))["loss"]
+    assert abs(full - half) > 1e-6 * full  # the two precisions differ on these windows
+    assert float(history(run)[0]["val_loss"]) == pytest.approx(full, rel=1e-7)

@@ -1,17 +1,9 @@
 """Datasets: readers of raw archives on top of shared windowing, splitting, normalisation and caching."""
 
-from harkit.datasets import dsads, hapt, opportunity, pamap2, uci_har, wisdm  # noqa: F401  (registers)
-from harkit.datasets.base import (
-    UNLABELLED,
-    Dataset,
-    Recording,
-    Windows,
-    get_dataset,
-    list_datasets,
-    sensor_groups,
-)
+from harkit.datasets.base import UNLABELLED, Dataset, Recording, Windows, sensor_groups
 from harkit.datasets.download import default_cache_dir, default_data_dir, locate
 from harkit.datasets.pipeline import PrepareConfig, Prepared, prepare
+from harkit.datasets.registry import get_dataset, list_datasets, register_dataset
 from harkit.datasets.splits import SubjectSplit
 
 __all__ = [
@@ -28,5 +20,6 @@ __all__ = [
     "list_datasets",
     "locate",
     "prepare",
+    "register_dataset",
     "sensor_groups",
 ]

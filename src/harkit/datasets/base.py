@@ -1,16 +1,19 @@
-"""The shapes every dataset shares: recordings, windows, the dataset description and its registry."""
+"""The shapes every dataset shares: recordings, windows and the dataset description.
+
+The registry lives in `harkit.datasets.registry`, above the readers.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
-from harkit import HarkitError
+from harkit.datasets.download import locate
 
 UNLABELLED = -1
 
@@ -94,6 +97,8 @@ class Dataset:
     title: ClassVar[str]
     source: ClassVar[Source]
     archive_names: ClassVar[tuple[str, ...]] = ()
+    # SHA-256 of archives published under other names than `source.filename` (an older or inner archive).
+    archive_sha256: ClassVar[dict[str, str]] = {}
     marker: ClassVar[str]
     sampling_rate: ClassVar[float]
     downsample: ClassVar[int] = 1
@@ -101,6 +106,10 @@ class Dataset:
     overlap: ClassVar[float]
     default_split: ClassVar[DefaultSplit]
     nan_policy: ClassVar[str] = "The raw files hold no missing values."
+    # Device name -> the channels measured in that device's frame: one rotation turns them together. Channels
+    # that are not vectors in a device frame (Euler angles, quaternions, earth-frame signals) belong to no
+    # device and are never rotated. Empty: every 3-axis sensor counts as a device of its own.
+    devices: ClassVar[dict[str, list[str]]] = {}
 
     channels: list[str]
     classes: list[str]
@@ -121,14 +130,19 @@ class Dataset:
 
     def find(self, data_dir: Path | None, cache_dir: Path, allow_download: bool) -> tuple[Path, str]:
         """The folder to read from and a fingerprint of its content (see `harkit.datasets.download.locate`)."""
-        from harkit.datasets.download import locate
-
         return locate(self, data_dir, cache_dir, allow_download)
 
     @property
     def sensors(self) -> list[tuple[int, int, int]]:
-        """Channel indices of each 3-axis sensor (what rotation augmentation rotates)."""
-        return sensor_groups(self.channels)
+        """Channel indices of each 3-axis sensor (what rotation augmentation rotates).
+
+        With `devices`, only the x, y, z groups whose channels all belong to one device.
+        """
+        groups = sensor_groups(self.channels)
+        if not self.devices:
+            return groups
+        members = [set(names) for names in self.devices.values()]
+        return [g for g in groups if any({self.channels[i] for i in g} <= names for names in members)]
 
     def describe(self) -> dict:
         """The dataset's facts as plain data."""
@@ -148,46 +162,8 @@ class Dataset:
             "test_sessions": [list(s) for s in split.test_sessions],
             "options": self.options,
             "missing_values": self.nan_policy,
+            "devices": self.devices,
         }
-
-
-@dataclass
-class _Registry:
-    builders: dict[str, type[Dataset]] = field(default_factory=dict)
-
-
-_REGISTRY = _Registry()
-
-
-def register_dataset(cls: type[Dataset]) -> type[Dataset]:
-    """Class decorator that registers a dataset under its `key`; a duplicate key is an error."""
-    if cls.key in _REGISTRY.builders:
-        raise ValueError(f"dataset {cls.key!r} is already registered")
-    _REGISTRY.builders[cls.key] = cls
-    return cls
-
-
-def list_datasets() -> list[str]:
-    """Keys of all registered datasets."""
-    return sorted(_REGISTRY.builders)
-
-
-def get_dataset(key: str | Dataset, **options) -> Dataset:
-    """The dataset registered as `key`, built with its reader options (e.g. `transitions=True` for HAPT)."""
-    if isinstance(key, Dataset):
-        return key
-    if key not in _REGISTRY.builders and Path(key).is_dir():
-        from harkit.datasets.folder import FolderDataset
-
-        return FolderDataset(Path(key), **options)
-    if key not in _REGISTRY.builders:
-        raise HarkitError(
-            f"unknown dataset {key!r}; valid names: {', '.join(list_datasets())}, or a folder with a harkit.toml"
-        )
-    try:
-        return _REGISTRY.builders[key](**options)
-    except TypeError as error:
-        raise HarkitError(f"dataset {key!r} does not take these options {options}: {error}") from None
 
 
 def sensor_groups(channels: Sequence[str]) -> list[tuple[int, int, int]]:

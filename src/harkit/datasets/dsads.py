@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
 from harkit import HarkitError
-from harkit.datasets.base import Dataset, DefaultSplit, Recording, Source, register_dataset
+from harkit.datasets.base import Dataset, DefaultSplit, Recording, Source
 from harkit.datasets.parsing import map_files
 
 ACTIVITIES = [
@@ -35,9 +37,9 @@ ACTIVITIES = [
 ]
 UNITS = ["torso", "right_arm", "left_arm", "right_leg", "left_leg"]
 SEGMENT_SAMPLES = 125
+log = logging.getLogger(__name__)
 
 
-@register_dataset
 class DSADS(Dataset):
     """The 60 five-second files of one activity and subject are consecutive, so they are joined into one
     recording of 5 minutes; windows may cross file boundaries but never activities or subjects.
@@ -55,6 +57,9 @@ class DSADS(Dataset):
     window = 125
     overlap = 0.4
     default_split = DefaultSplit(test_subjects=(7, 8))
+    devices: ClassVar[dict[str, list[str]]] = {
+        unit: [f"{unit}_{sensor}_{axis}" for sensor in ("acc", "gyro", "mag") for axis in "xyz"] for unit in UNITS
+    }
 
     def __init__(self) -> None:
         self.channels = [
@@ -73,9 +78,26 @@ class DSADS(Dataset):
                     f"{subject_dir}: expected {len(files)} files of {SEGMENT_SAMPLES} x {len(self.channels)} "
                     f"values, read {frame.shape[0]} x {frame.shape[1]}"
                 )
+            values = frame.to_numpy()
+            if np.isinf(values).any():  # 1e400 parses to infinity: name the file and line it came from
+                row, column = np.argwhere(np.isinf(values))[0]
+                raise HarkitError(
+                    f"{files[row // SEGMENT_SAMPLES]}, line {row % SEGMENT_SAMPLES + 1}, column {column + 1}: the "
+                    "value is not a finite number (too large for 32-bit floats); fix that line"
+                )
             activity = int(subject_dir.parent.name[1:]) - 1
             labels = np.full(len(frame), activity, np.int64)
-            return Recording(frame.to_numpy(), labels, int(subject_dir.name[1:]), subject_dir.parent.name)
+            return Recording(values, labels, int(subject_dir.name[1:]), subject_dir.parent.name)
 
         activity_dirs = sorted((root / "data").glob("a[0-9][0-9]"))
+        unknown = [a for a in activity_dirs if not 1 <= int(a.name[1:]) <= len(ACTIVITIES)]
+        if unknown:
+            log.warning(
+                "%s: folders %s are not among DSADS's %d published activities (a01-a%02d); they are skipped",
+                root / "data",
+                ", ".join(a.name for a in unknown),
+                len(ACTIVITIES),
+                len(ACTIVITIES),
+            )
+            activity_dirs = [a for a in activity_dirs if a not in unknown]
         return map_files(recording, [folder for a in activity_dirs for folder in sorted(a.glob("p[0-9]*"))])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from harkit import HarkitError
-from harkit.datasets.base import UNLABELLED, Dataset, DefaultSplit, Recording, Source, register_dataset
+from harkit.datasets.base import UNLABELLED, Dataset, DefaultSplit, Recording, Source
 from harkit.datasets.parsing import map_files, read_space_separated
 
 GESTURES = {
@@ -31,6 +33,7 @@ GESTURES = {
 }
 LOCOMOTION = {1: "Stand", 2: "Walk", 4: "Sit", 5: "Lie"}
 LABEL_COLUMN = {"gestures": 249, "locomotion": 243}
+log = logging.getLogger(__name__)
 SESSIONS = ["ADL1", "ADL2", "ADL3", "ADL4", "ADL5", "Drill"]
 
 ACCELEROMETERS = ["RKN^", "HIP", "LUA^", "RUA_", "LH", "BACK", "RKN_", "RWR", "RUA^", "LUA_", "LWR", "RH"]
@@ -54,6 +57,8 @@ SHOE_SIGNALS = [
     "Compass",
 ]
 
+SHOE_FRAME = ("Body_A", "AngVelBodyFrame")  # the shoe signals that are vectors in the shoe's own frame
+
 
 def body_worn_channels() -> tuple[list[int], list[str]]:
     """The 113 body-worn channels of the challenge: 0-based columns and names."""
@@ -67,7 +72,19 @@ def body_worn_channels() -> tuple[list[int], list[str]]:
     return columns, names
 
 
-@register_dataset
+def body_worn_devices() -> dict[str, list[str]]:
+    """Channels in each device's own frame: every accelerometer, every IMU, and of the shoes only the body-frame
+    acceleration and angular velocity (their Euler angles, navigation-frame signals and compass are not vectors
+    in the shoe's frame, so rotation leaves them alone).
+    """
+    devices = {f"acc_{s}": [f"acc_{s}_{a}" for a in "xyz"] for s in ACCELEROMETERS}
+    for imu in IMUS:
+        devices[f"imu_{imu}"] = [f"imu_{imu}_{kind}_{a}" for kind in ("acc", "gyro", "mag") for a in "xyz"]
+    for shoe in ("L-SHOE", "R-SHOE"):
+        devices[f"imu_{shoe}"] = [f"imu_{shoe}_{signal}" for signal in SHOE_SIGNALS if signal[:-2] in SHOE_FRAME]
+    return devices
+
+
 class Opportunity(Dataset):
     """The 17 mid-level gestures (or the 4 locomotion modes) from the 113 body-worn channels."""
 
@@ -82,6 +99,7 @@ class Opportunity(Dataset):
     sampling_rate = 30.0
     window = 30
     overlap = 0.5
+    devices: ClassVar[dict[str, list[str]]] = body_worn_devices()
     default_split = DefaultSplit(
         test_sessions=tuple((subject, session) for subject in (2, 3) for session in ("ADL4", "ADL5"))
     )
@@ -108,6 +126,16 @@ class Opportunity(Dataset):
             subject, session = path.stem.split("-", 1)
             table = read_space_separated(path, columns=250)
             codes = np.nan_to_num(table[:, LABEL_COLUMN[self.task]], nan=-1).astype(np.int64)
+            published = [0, *(GESTURES if self.task == "gestures" else LOCOMOTION)]  # 0 is Null
+            unknown = ~np.isin(codes, published)
+            if unknown.any():
+                log.warning(
+                    "%s: %d rows have %s labels OPPORTUNITY does not publish (%s); they are left unlabelled",
+                    path,
+                    int(unknown.sum()),
+                    self.task,
+                    ", ".join(map(str, np.unique(codes[unknown]).tolist())),
+                )
             labels = np.full(len(codes), UNLABELLED, np.int64)
             for index, code in enumerate(self.codes):
                 labels[codes == code] = index

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
-from harkit.datasets.base import UNLABELLED, Dataset, DefaultSplit, Recording, Source, register_dataset
+from harkit.datasets.base import UNLABELLED, Dataset, DefaultSplit, Recording, Source
 from harkit.datasets.parsing import map_files, read_space_separated
 
 # activityID -> class name, the 12 protocol activities; 0 (transient) and the rest are unlabelled.
@@ -24,12 +26,14 @@ ACTIVITIES = {
     17: "ironing",
     24: "rope jumping",
 }
+# Every activityID the dataset's readme lists: 0 (transient), the protocol and the optional activities.
+PUBLISHED_IDS = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 16, 17, 18, 19, 20, 24)
+log = logging.getLogger(__name__)
 IMUS = {"hand": 3, "chest": 20, "ankle": 37}
 # Within one IMU's 17 columns: acc16 (1-3), acc6 (4-6), gyro (7-9), magnetometer (10-12).
 SENSORS = {"acc16": 1, "acc6": 4, "gyro": 7, "mag": 10}
 
 
-@register_dataset
 class PAMAP2(Dataset):
     """Down-sampled from 100 Hz to 33.3 Hz by keeping every third sample."""
 
@@ -46,6 +50,9 @@ class PAMAP2(Dataset):
     window = 171
     overlap = 0.5
     default_split = DefaultSplit(test_subjects=(105,))
+    devices: ClassVar[dict[str, list[str]]] = {
+        imu: [f"{imu}_{sensor}_{axis}" for sensor in SENSORS for axis in "xyz"] for imu in IMUS
+    }
     nan_policy = (
         "Wireless drop-outs (NaN) are linearly interpolated per channel within each subject's recording, "
         "at 100 Hz, before down-sampling; heart rate and orientation are not used."
@@ -68,7 +75,15 @@ class PAMAP2(Dataset):
 
         def recording(path: Path) -> Recording:
             table = read_space_separated(path, columns=54)
-            activity = table[:, 1].astype(np.int64)
+            activity = np.nan_to_num(table[:, 1], nan=-1).astype(np.int64)
+            unknown = ~np.isin(activity, PUBLISHED_IDS)
+            if unknown.any():
+                log.warning(
+                    "%s: %d rows have activityIDs PAMAP2 does not publish (%s); they are left unlabelled",
+                    path,
+                    int(unknown.sum()),
+                    ", ".join(map(str, np.unique(activity[unknown]).tolist())),
+                )
             inside = (activity >= 0) & (activity < len(lookup))
             labels = np.where(inside, lookup[np.clip(activity, 0, len(lookup) - 1)], UNLABELLED)
             subject = int(path.stem.removeprefix("subject"))

@@ -30,7 +30,24 @@ def read_space_separated(path: Path, columns: int | None = None, single_space: b
         raise HarkitError(f"cannot parse {path}: {error}") from None
     if columns is not None and frame.shape[1] != columns:
         raise HarkitError(f"{path} has {frame.shape[1]} columns, expected {columns}")
-    return frame.to_numpy()
+    values = frame.to_numpy()
+    if np.isinf(values).any():  # 1e400 or inf parses to infinity and would poison the statistics; NaN is a gap
+        row, column = np.argwhere(np.isinf(values))[0]
+        raise _not_finite(path, int(row), int(column))
+    return values
+
+
+def _not_finite(path: Path, row: int, column: int) -> HarkitError:
+    """The error for an infinite value, with the line and the text as the file has them (blank lines count)."""
+    lines = path.read_text(errors="replace").splitlines()
+    filled = [number for number, line in enumerate(lines, 1) if line.strip()]
+    number = filled[row] if row < len(filled) else row + 1
+    fields = lines[number - 1].split() if number <= len(lines) else []
+    text = fields[column] if column < len(fields) else "a value"
+    return HarkitError(
+        f"{path}, line {number}, column {column + 1}: {text} is not a finite number (too large for 32-bit floats); "
+        "fix or remove that line"
+    )
 
 
 def map_files(function: Callable[[Item], Result], items: Iterable[Item]) -> list[Result]:

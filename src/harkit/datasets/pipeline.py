@@ -6,37 +6,25 @@ import hashlib
 import json
 import logging
 import shutil
-import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from harkit import HarkitError
-from harkit.datasets.base import Dataset, Recording, Windows, get_dataset, sensor_groups
-from harkit.datasets.download import default_cache_dir, publish
-from harkit.datasets.splits import SubjectSplit, test_mask, validation_mask
+from harkit.datasets.base import Dataset, Recording, Windows, sensor_groups
+from harkit.datasets.config import PrepareConfig
+from harkit.datasets.download import default_cache_dir, make_staging, publish, write_error
+from harkit.datasets.registry import get_dataset
+from harkit.datasets.splits import test_mask, validation_mask
+from harkit.datasets.time_split import split_in_time
 from harkit.datasets.windows import WindowPlan, fill_gaps, longest_segment, plan_windows, window_step
 
 log = logging.getLogger(__name__)
 
 # Bump whenever a change in this package changes the arrays it produces: old cache entries are then ignored.
-PREPROCESS_VERSION = 2
+PREPROCESS_VERSION = 3
 PARTS = ("train", "val", "test")
-
-
-@dataclass(frozen=True)
-class PrepareConfig:
-    """Everything besides the raw archive that decides the prepared arrays."""
-
-    window: int | None = None
-    overlap: float | None = None
-    split: SubjectSplit = field(default_factory=SubjectSplit)
-    val_fraction: float = 0.2
-    channels: tuple[str, ...] | None = None
-    normalize: bool = True
-    seed: int = 0
-    train_subjects: tuple[int, ...] | None = None  # keep only these subjects for training (and validation)
 
 
 @dataclass
@@ -114,6 +102,63 @@ def _window(
     return plan
 
 
+def _keep_training_subjects(
+    dataset: Dataset, subject: np.ndarray, rest: np.ndarray, wanted: tuple[int, ...]
+) -> np.ndarray:
+    """The windows of `rest` whose subject is one of `wanted`; a wanted subject with none is an error."""
+    missing = sorted(set(wanted) - set(np.unique(subject).tolist()))
+    if missing:
+        raise HarkitError(
+            f"training subjects {missing} are not in the data of {dataset.key}; its subjects are "
+            f"{np.unique(subject).tolist()}: fix --train-subjects"
+        )
+    tested = sorted(set(wanted) - set(np.unique(subject[rest]).tolist()))
+    if tested:
+        raise HarkitError(
+            f"training subjects {tested} are test subjects in this split of {dataset.key}, so nothing of theirs is "
+            f"left to train on; drop them from --train-subjects or choose other test subjects with --split"
+        )
+    return rest[np.isin(subject[rest], wanted)]
+
+
+def _report_subjects(meta: dict, config: PrepareConfig) -> None:
+    """Say which subjects went where; warn when validation quietly takes subjects the user chose to train on."""
+    subjects = meta["subjects"]
+    if "time_split" in meta:  # split = "time" of a harkit.toml
+        log.info(
+            "%s: split in time: the last %g of every recording is tested, validation is the last %g of the part "
+            "before it, with a gap of %d samples (one window) before each part",
+            meta["dataset"],
+            meta["time_split"]["test_fraction"],
+            config.val_fraction,
+            meta["time_split"]["gap"],
+        )
+        return
+    log.info(
+        "%s: train subjects %s, validation subjects %s (whole training subjects, --val-fraction %g), test subjects %s",
+        meta["dataset"],
+        *(_few(subjects[part]) for part in ("train", "val")),
+        config.val_fraction,
+        _few(subjects["test"]),
+    )
+    if config.train_subjects is not None and subjects["val"]:
+        taken = subjects["val"]
+        log.warning(
+            "--train-subjects %s: validation takes subject%s %s (--val-fraction %g), so only %s train; "
+            "pass --val-fraction 0 to train on all of them",
+            ",".join(map(str, config.train_subjects)),
+            "s" if len(taken) > 1 else "",
+            ", ".join(map(str, taken)),
+            config.val_fraction,
+            subjects["train"],
+        )
+
+
+def _few(ids: list, shown: int = 12) -> str:
+    """Subject ids for a message; thousands of them (a .ts or .npz where every series is a group) are cut short."""
+    return str(ids) if len(ids) <= shown else f"[{', '.join(map(str, ids[:shown]))}, ... ({len(ids)} in all)]"
+
+
 def _channel_statistics(x: np.ndarray, rows: int = 1 << 14) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and standard deviation of `[n, window, channels]` in float64, NaN left out.
 
@@ -156,13 +201,16 @@ def _build(dataset: Dataset, root: Path, config: PrepareConfig) -> Prepared:
     overlap = dataset.overlap if config.overlap is None else config.overlap
     columns = _select_channels(dataset, config.channels)
     windows = _window(dataset, dataset.read(root), window, overlap, columns)
+    in_time = config.split.kind == "default" and getattr(dataset, "test_fraction", None) is not None
+    if in_time:  # split = "time" in a harkit.toml: the end of every recording is tested
+        windows, time_test, time_val = split_in_time(windows, dataset.test_fraction, config.val_fraction)
     subjects = np.unique(windows.subject)
-    if len(subjects) < 2 and (config.split.kind != "default" or dataset.default_split.by == "subject"):
+    if len(subjects) < 2 and not in_time and (config.split.kind != "default" or dataset.default_split.by == "subject"):
         raise HarkitError(
             f"{dataset.key} has windows of one subject only ({subjects.tolist()}): a split by subject needs at "
             "least two, one to train on and one to test on; add recordings of other subjects"
         )
-    is_test = test_mask(windows, config.split, dataset.default_split)
+    is_test = time_test if in_time else test_mask(windows, config.split, dataset.default_split)
     if not is_test.any() or is_test.all():
         raise HarkitError(
             f"the split {config.split.describe()} leaves {'no' if not is_test.any() else 'only'} test "
@@ -171,15 +219,14 @@ def _build(dataset: Dataset, root: Path, config: PrepareConfig) -> Prepared:
     # Parts are chosen by index first so that each window is copied once, into its part.
     rest = np.flatnonzero(~is_test)
     if config.train_subjects is not None:
-        rest = rest[np.isin(windows.subject[rest], config.train_subjects)]
-        if len(rest) == 0:
-            raise HarkitError(
-                f"none of the training subjects {list(config.train_subjects)} has windows outside "
-                f"the test part of {dataset.key}"
-            )
+        rest = _keep_training_subjects(dataset, windows.subject, rest, config.train_subjects)
     by_session = config.split.kind == "default" and dataset.default_split.by == "session"
-    is_val = validation_mask(
-        windows.subject[rest], windows.session[rest], config.val_fraction, config.seed, by_session=by_session
+    is_val = (
+        time_val[rest]
+        if in_time
+        else validation_mask(
+            windows.subject[rest], windows.session[rest], config.val_fraction, config.seed, by_session=by_session
+        )
     )
     parts = {"train": windows.take(rest[~is_val]), "val": windows.take(rest[is_val]), "test": windows.take(is_test)}
     mean, std = _normalise(parts, config.normalize)
@@ -191,6 +238,12 @@ def _build(dataset: Dataset, root: Path, config: PrepareConfig) -> Prepared:
         "sensors": [list(group) for group in sensor_groups(channel_names)]
         if config.channels
         else [list(group) for group in dataset.sensors],
+        # The selected channels of each device: rotation augmentation turns a device's sensors together.
+        "devices": {
+            name: [c for c in names if c in channel_names]
+            for name, names in dataset.devices.items()
+            if set(names) & set(channel_names)
+        },
         "classes": list(dataset.classes),
         "window": window,
         "overlap": overlap,
@@ -206,12 +259,21 @@ def _build(dataset: Dataset, root: Path, config: PrepareConfig) -> Prepared:
         "counts": {name: np.bincount(p.y, minlength=len(dataset.classes)).tolist() for name, p in parts.items()},
         "version": PREPROCESS_VERSION,
     }
+    if in_time:
+        meta["time_split"] = {"test_fraction": dataset.test_fraction, "gap": window}
     return Prepared(parts["train"], parts["val"], parts["test"], meta)
 
 
+MANIFEST = "manifest.json"
+
+
+class DamagedCache(Exception):
+    """A cache entry that cannot be trusted: a file missing, cut short or unreadable."""
+
+
 def _save(prepared: Prepared, folder: Path) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    """Write the arrays into a staging folder, then the manifest (sizes of every file) last, then publish."""
+    staging = make_staging(folder)
     try:
         for name in PARTS:
             part = prepared.part(name)
@@ -220,23 +282,56 @@ def _save(prepared: Prepared, folder: Path) -> None:
             np.save(staging / f"subject_{name}.npy", part.subject)
             np.save(staging / f"session_{name}.npy", part.session.astype(str))
         (staging / "meta.json").write_text(json.dumps(prepared.meta, indent=2))
+        sizes = {path.name: path.stat().st_size for path in sorted(staging.iterdir())}
+        (staging / MANIFEST).write_text(json.dumps({"version": PREPROCESS_VERSION, "sizes": sizes}, indent=1))
         publish(staging, folder)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise write_error(error, staging) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
 def _load(folder: Path) -> Prepared:
-    parts = {
-        name: Windows(
-            np.load(folder / f"x_{name}.npy", mmap_mode="r"),
-            np.load(folder / f"y_{name}.npy"),
-            np.load(folder / f"subject_{name}.npy"),
-            np.load(folder / f"session_{name}.npy"),
-        )
-        for name in PARTS
-    }
-    return Prepared(parts["train"], parts["val"], parts["test"], json.loads((folder / "meta.json").read_text()))
+    """The cached arrays; `DamagedCache` when the manifest is missing or a file differs from it."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        for name, size in manifest["sizes"].items():
+            actual = (folder / name).stat().st_size
+            if actual != size:
+                raise DamagedCache(f"{name} has {actual} bytes, {size} were written")
+        parts = {
+            name: Windows(
+                np.load(folder / f"x_{name}.npy", mmap_mode="r"),
+                np.load(folder / f"y_{name}.npy"),
+                np.load(folder / f"subject_{name}.npy"),
+                np.load(folder / f"session_{name}.npy"),
+            )
+            for name in PARTS
+        }
+        meta = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError, KeyError, EOFError) as error:  # a missing file, a garbled header or JSON
+        raise DamagedCache(str(error)) from None
+    return Prepared(parts["train"], parts["val"], parts["test"], meta)
+
+
+def _cached(folder: Path) -> Prepared | None:
+    """The entry in `folder`, or None when there is none or it is damaged (then it is removed, with a warning)."""
+    if not folder.is_dir():
+        return None
+    if (folder / "meta.json").is_file() and not (folder / MANIFEST).is_file():
+        log.info("the cached arrays in %s predate manifests; they are rebuilt", folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    try:
+        prepared = _load(folder)
+    except DamagedCache as error:
+        log.warning("the cached arrays in %s are damaged (%s); they are rebuilt", folder, error)
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    log.info("using cached arrays in %s", folder)
+    return prepared
 
 
 def prepare(
@@ -264,12 +359,14 @@ def prepare(
     config = config or PrepareConfig()
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     root, fingerprint = dataset.find(Path(data_dir) if data_dir else None, cache_dir, allow_download)
-    folder = cache_dir / "prepared" / f"{dataset.key}-{cache_key(dataset, config, fingerprint)}"
-    if use_cache and (folder / "meta.json").is_file():
-        log.info("using cached arrays in %s", folder)
-        return _load(folder)
-    prepared = _build(dataset, root, config)
-    prepared.meta["cache"] = str(folder)
-    if use_cache:
-        _save(prepared, folder)
+    # A folder dataset's key is an absolute path: only its last part names the entry, which stays under cache_dir.
+    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(dataset.key).name) or "dataset"
+    folder = cache_dir / "prepared" / f"{name}-{cache_key(dataset, config, fingerprint)}"
+    prepared = _cached(folder) if use_cache else None
+    if prepared is None:
+        prepared = _build(dataset, root, config)
+        prepared.meta["cache"] = str(folder)
+        if use_cache:
+            _save(prepared, folder)
+    _report_subjects(prepared.meta, config)
     return prepared

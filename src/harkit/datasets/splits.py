@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 
-from harkit import HarkitError
+from harkit import HarkitError, checks
 from harkit.datasets.base import DefaultSplit, Windows
 from harkit.datasets.windows import WindowPlan
 
@@ -35,16 +35,26 @@ class SubjectSplit:
             raise HarkitError("a 'subjects' split needs at least one test subject")
         if self.kind == "kfold" and self.folds < 2:
             raise HarkitError(f"k-fold needs at least 2 folds, got {self.folds}")
+        checks.whole("fold", self.fold, 0)
 
     @classmethod
     def parse(cls, text: str | None, fold: int = 0) -> SubjectSplit:
         """From CLI text: `default`, `loso`, a number of folds, or comma-separated test subjects (`s:2,4`)."""
+        checks.whole("fold", fold, 0)
         if text is None or text == "default":
             return cls()
         if text == "loso":
             return cls("loso", fold=fold)
         if text.startswith("s:"):
-            return cls("subjects", tuple(int(s) for s in text[2:].split(",") if s))
+            subjects = []
+            for piece in text[2:].split(",") if text[2:] else []:
+                if not piece.strip().isdigit():
+                    raise HarkitError(
+                        f"cannot read test subjects {piece!r} in --split {text}: write the subject numbers, "
+                        "e.g. --split s:2,4,9"
+                    )
+                subjects.append(int(piece))
+            return cls("subjects", tuple(subjects))
         if text.isdigit():
             return cls("kfold", folds=int(text), fold=fold)
         raise HarkitError(f"cannot read split {text!r}; use default, loso, K (folds) or s:1,2,3")

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from harkit import HarkitError
-from harkit.datasets.base import Dataset, DefaultSplit, Source, Windows, register_dataset
+from harkit.datasets.base import Dataset, DefaultSplit, Source, Windows
 from harkit.datasets.hapt import BASIC, UCI_HAR_TEST_SUBJECTS
 from harkit.datasets.parsing import map_files, read_space_separated
 
 SIGNALS = [f"{kind}_{axis}" for kind in ("body_acc", "body_gyro", "total_acc") for axis in "xyz"]
 
 
-@register_dataset
 class UCIHAR(Dataset):
     """The nine `Inertial Signals` files of each split are stacked into `[n, 128, 9]`. The published
     train/test split is by subject, so the default split reproduces it exactly.
@@ -25,13 +25,18 @@ class UCIHAR(Dataset):
     source = Source(
         "https://archive.ics.uci.edu/static/public/240/human+activity+recognition+using+smartphones.zip",
         "human+activity+recognition+using+smartphones.zip",
+        "c00b803081a5c797cd5e4b83700a9810b38d53d9d84e01917e090e1fdbc81031",
     )
     archive_names = ("UCI HAR Dataset.zip", "UCI%20HAR%20Dataset.zip")
+    # The zip inside the published one, which many copies of UCI-HAR are.
+    archive_sha256 = dict.fromkeys(archive_names, "2045e435c955214b38145fb5fa00776c72814f01b203fec405152dac7d5bfeb0")
     marker = "UCI HAR Dataset/activity_labels.txt"
     sampling_rate = 50.0
     window = 128
     overlap = 0.5
     default_split = DefaultSplit(test_subjects=UCI_HAR_TEST_SUBJECTS)
+    # Body and total acceleration and the gyroscope of one waist-worn phone.
+    devices: ClassVar[dict[str, list[str]]] = {"phone": list(SIGNALS)}
 
     def __init__(self) -> None:
         self.channels = list(SIGNALS)

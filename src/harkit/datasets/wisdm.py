@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import io
 import itertools
+import logging
 import re
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
 from harkit import HarkitError
-from harkit.datasets.base import UNLABELLED, Dataset, DefaultSplit, Recording, Source, register_dataset
+from harkit.datasets.base import UNLABELLED, Dataset, DefaultSplit, Recording, Source
 
 ACTIVITIES = ["Walking", "Jogging", "Upstairs", "Downstairs", "Sitting", "Standing"]
 FIELDS = ["user", "activity", "timestamp", "x", "y", "z"]
+log = logging.getLogger(__name__)
 
 
 def parse_wisdm(path: Path) -> pd.DataFrame:
@@ -42,7 +45,6 @@ def parse_wisdm(path: Path) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-@register_dataset
 class WISDM(Dataset):
     """One recording per contiguous run of one user in the file; dropped records simply shorten it."""
 
@@ -58,6 +60,7 @@ class WISDM(Dataset):
     window = 200
     overlap = 0.5
     default_split = DefaultSplit(test_subjects=(31, 32, 33, 34, 35, 36))
+    devices: ClassVar[dict[str, list[str]]] = {"phone": ["acc_x", "acc_y", "acc_z"]}
     nan_policy = "Malformed records (missing or non-numeric fields, zero timestamps) are dropped."
 
     def __init__(self) -> None:
@@ -70,8 +73,24 @@ class WISDM(Dataset):
             raise HarkitError(f"{root / self.marker} holds no valid records")
         users = frame["user"].to_numpy(np.int64)
         activity = frame["activity"].str.strip().map({name: i for i, name in enumerate(ACTIVITIES)})
+        unknown = activity.isna()
+        if unknown.any():
+            log.warning(
+                "%s: %d records have activities WISDM does not publish (%s); they are left unlabelled",
+                root / self.marker,
+                int(unknown.sum()),
+                ", ".join(sorted(frame.loc[unknown, "activity"].str.strip().unique())),
+            )
         labels = activity.fillna(UNLABELLED).to_numpy(np.int64)
         signals = frame[["x", "y", "z"]].to_numpy(np.float32)
+        infinite = np.isinf(signals).any(axis=1)
+        if infinite.any():  # 1e400 parses to infinity: name the record, which its timestamp identifies
+            record = frame.iloc[int(np.argmax(infinite))]
+            raise HarkitError(
+                f"{root / self.marker}: the record of user {record['user']:.0f} at timestamp "
+                f"{record['timestamp']:.0f} holds a value that is not a finite number ({int(infinite.sum())} such "
+                "records); fix or remove them"
+            )
         bounds = np.concatenate([[0], np.flatnonzero(np.diff(users)) + 1, [len(users)]])
         return [
             Recording(signals[a:b], labels[a:b], int(users[a]), f"run{i:03d}")

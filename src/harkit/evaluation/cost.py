@@ -65,11 +65,22 @@ def measure_latency(
     repeats: int = 20,
     warmup: int = 3,
 ) -> dict:
-    """Median and 95th percentile milliseconds per batch, and per window, after warm-up runs."""
+    """Median and 95th percentile milliseconds per batch, and per window, after warm-up runs.
+
+    What is timed is recorded beside the numbers: one PyTorch forward pass in inference mode of a batch of
+    `batch` windows (`batch_1`: one window at a time, as a stream is classified; larger batches: a whole
+    batch at once, as a recording is), on the named device, with the named number of CPU threads.
+    """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    result = {"device": device_name(device), "threads": torch.get_num_threads(), "dtype": "float32"}
+    result = {
+        "device": device_name(device),
+        "threads": torch.get_num_threads(),
+        "dtype": "float32",
+        "measures": f"one PyTorch forward pass per batch, inference mode; median and p95 of {repeats} runs after "
+        f"{warmup} warm-up runs",
+    }
     for batch in batch_sizes:
         x = torch.randn(batch, window, channels, device=device)
         timings = []
@@ -86,9 +97,27 @@ def measure_latency(
         timings.sort()
         median = statistics.median(timings)
         result[f"batch_{batch}"] = {
+            "windows_per_batch": batch,
             "median_ms": median,
             "p95_ms": timings[min(len(timings) - 1, round(0.95 * (len(timings) - 1)))],
             "per_window_ms": median / batch,
         }
     model.train(was_training)
     return result
+
+
+def describe_latency(latency: dict) -> str:
+    """One line that says what each latency figure measures, e.g. for the CLI and reports."""
+    parts = []
+    for key, entry in latency.items():
+        if not key.startswith("batch_"):
+            continue
+        batch = int(key[6:])
+        if batch == 1:
+            parts.append(f"{entry['median_ms']:.2f} ms per window classified alone (batch 1)")
+        else:
+            parts.append(
+                f"{entry['median_ms']:.1f} ms per batch of {batch} windows ({entry['per_window_ms']:.3f} ms per window)"
+            )
+    # The device name of a CPU carries its thread count (see `device_name`).
+    return f"latency (median, PyTorch {latency.get('dtype', 'float32')} on {latency['device']}): {'; '.join(parts)}"

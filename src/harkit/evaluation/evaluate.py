@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from harkit import HarkitError
-from harkit.datasets import Prepared, prepare
+from harkit.datasets import Prepared
 from harkit.evaluation.cost import count_macs, measure_latency
 from harkit.evaluation.metrics import classification_metrics
 from harkit.models import count_parameters
-from harkit.training.checkpoint import load_checkpoint, model_from_checkpoint
-from harkit.training.engine import predict_logits
+from harkit.runs import Run, fold_dirs, predict_logits
+from harkit.training.checkpoint import write_text_whole
+
+# The summary of a cross-validation folder, as `harkit train --folds` writes it.
+SUMMARY_METRICS = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")
 
 
 def read_history(run: Path) -> list[dict]:
@@ -30,12 +32,9 @@ def read_history(run: Path) -> list[dict]:
         ]
 
 
-def load_run_data(run: Path) -> Prepared:
-    """The prepared arrays a run was trained on, rebuilt (or read from the cache) from its config."""
-    from harkit.training.engine import TrainConfig
-
-    config = TrainConfig.from_json(json.loads((Path(run) / "config.json").read_text()))
-    return prepare(config.dataset, config.prepare_config(), data_dir=config.data_dir, **config.dataset_options)
+def load_run_data(run: Path | str, data_dir: Path | str | None = None) -> Prepared:
+    """The prepared arrays a run was trained on, found from any working directory (see `Run.dataset`)."""
+    return Run(run).dataset(data_dir)
 
 
 def evaluate_run(
@@ -44,20 +43,23 @@ def evaluate_run(
     device: torch.device | str | None = None,
     latency_repeats: int = 20,
     plots: bool = True,
+    data_dir: Path | str | None = None,
 ) -> dict:
     """Test metrics of the best checkpoint, cost (parameters, MACs, latency) and training summary.
 
-    Writes `metrics.json`, `per_class.csv`, `confusion.csv` and, with `plots`, PNG figures.
+    Writes `metrics.json`, `per_class.csv`, `confusion.csv` and, with `plots`, PNG figures. `data_dir` is
+    where the run's data is now, if it moved since training.
     """
-    run = Path(run)
-    if not (run / "best.pt").is_file():
-        raise HarkitError(f"{run} holds no trained model (best.pt); run `harkit train ... --out {run}` first")
+    opened = Run(run)
+    run = opened.path
     device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    checkpoint = load_checkpoint(run / "best.pt", device)
-    model = model_from_checkpoint(checkpoint, device)
-    prepared = prepared or load_run_data(run)
+    checkpoint = opened.checkpoint("best", device)
+    model = opened.model("best", device)
+    prepared = prepared or opened.dataset(data_dir)
     classes = checkpoint["classes"]
-    batch_size = checkpoint["config"]["batch_size"]
+    # Runs whose batch size the recipe chose record it under "resolved"; 256 suits any older one.
+    resolved = opened.config.get("resolved", {}).get("recipe") or {}
+    batch_size = checkpoint["config"].get("batch_size") or resolved.get("batch_size") or 256
 
     x = torch.from_numpy(np.array(prepared.test.x, np.float32)).to(device)
     predictions = predict_logits(model, x, batch_size).argmax(1).cpu().numpy()
@@ -85,10 +87,49 @@ def evaluate_run(
         from harkit.evaluation.plots import plot_run
 
         plot_run(run, metrics, history)
-    staging = run / "metrics.json.tmp"
-    staging.write_text(json.dumps(metrics, indent=2))
-    os.replace(staging, run / "metrics.json")  # written last: its presence marks a finished run
+    write_text_whole(run / "metrics.json", json.dumps(metrics, indent=2))  # last: its presence marks a finished run
     return metrics
+
+
+def evaluate_folds(
+    folder: Path | str, data_dir: Path | str | None = None, latency_repeats: int = 20, plots: bool = True
+) -> dict:
+    """Evaluate every fold run of a cross-validation folder and write its summary, `crossval.json`.
+
+    Raises:
+        HarkitError: the folder holds no fold runs.
+    """
+    folder = Path(folder)
+    folds = fold_dirs(folder)
+    if not folds:
+        raise HarkitError(f"{folder} holds no cross-validation folds (fold-00 ...); pass a run directory")
+    rows, first = [], Run(folds[0])
+    for path in folds:
+        metrics = evaluate_run(path, latency_repeats=latency_repeats, plots=plots, data_dir=data_dir)
+        fold = int(path.name.split("-")[-1])
+        rows.append(
+            {"fold": fold, "test_subjects": metrics["test_subjects"], **{k: metrics[k] for k in SUMMARY_METRICS}}
+        )
+    split = first.config.get("split", {})
+    previous = folder / "crossval.json"
+    # How many folds the scheme has is known to training (crossval.json); else the folds present are all.
+    total = json.loads(previous.read_text()).get("total_folds", len(rows)) if previous.is_file() else len(rows)
+    covered = [row["fold"] for row in rows]
+    summary = {
+        "dataset": first.config["dataset"],
+        "model": first.config["model"],
+        "scheme": "loso" if split.get("kind") == "loso" else str(split.get("folds", len(rows))),
+        "total_folds": total,
+        "covered_folds": covered,
+        "complete": len(rows) == total,
+        "folds": rows,
+        "mean": {k: float(np.mean([r[k] for r in rows])) for k in SUMMARY_METRICS},
+        "std": {k: float(np.std([r[k] for r in rows], ddof=1)) if len(rows) > 1 else 0.0 for k in SUMMARY_METRICS},
+    }
+    # As training names them: a subset of the folds never replaces the summary of every fold.
+    name = "crossval.json" if summary["complete"] else f"crossval-folds-{'-'.join(map(str, covered))}.json"
+    write_text_whole(folder / name, json.dumps(summary, indent=2))
+    return summary
 
 
 def _write_tables(run: Path, metrics: dict, classes: list[str]) -> None:

@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 
 def plot_per_class(metrics: dict, path: Path) -> None:
@@ -41,6 +42,11 @@ def plot_curves(history: list[dict], title: str, path: Path) -> None:
         if any(v is not None for v in val):
             ax.plot(epochs, [np.nan if v is None else v for v in val], marker="o", markersize=3, label="validation")
         ax.set_xlabel("epoch")
+        # whole epochs, never 0.5 (nor 0.995 with a single epoch)
+        if len(epochs) <= 10:
+            ax.set_xticks(epochs)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
         ax.set_title(label)
         ax.grid(alpha=0.3)
@@ -75,10 +81,13 @@ def plot_confusion(metrics: dict, path: Path) -> None:
 
 
 def plot_run(run: Path, metrics: dict, history: list[dict]) -> None:
-    """All figures of one run, into `run/plots/`."""
+    """All figures of one run, into `run/plots/`, and `run/report.html` that shows them with the metrics."""
     folder = Path(run) / "plots"
     folder.mkdir(exist_ok=True)
     plot_per_class(metrics, folder / "per_class.png")
     plot_confusion(metrics, folder / "confusion.png")
     if history:
         plot_curves(history, f"{metrics['model']} on {metrics['dataset']}", folder / "curves.png")
+    from harkit.evaluation.report import write_run_report  # the page that shows these figures
+
+    write_run_report(run, metrics)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,14 +116,35 @@ def summarise(results: list[RunResult]) -> list[dict]:
     return rows
 
 
+BASELINE = "minirocket"  # the classical baseline every model of a dataset is set against
+
+
+def versus_baseline(rows: list[dict], metric: str = "macro_f1", baseline: str = BASELINE) -> None:
+    """Add `vs_baseline` to each summary row: its mean `metric` minus the baseline's on the same dataset (or None)."""
+    means = {r["dataset"]: r[metric][0] for r in rows if r["model"] == baseline and r[metric] is not None}
+    for row in rows:
+        reference = means.get(row["dataset"])
+        known = reference is not None and row[metric] is not None and row["model"] != baseline
+        row["vs_baseline"] = row[metric][0] - reference if known else None
+
+
 def attention_effect(results: list[RunResult], metric: str = "macro_f1") -> list[dict]:
-    """SANN against the plain CNN per dataset: difference of means and Welch's t-test over seeds."""
+    """SANN against the plain CNN per dataset: difference of means and a paired t-test over seeds.
+
+    The test is paired: runs of one seed share the validation subjects, so their difference is what varies.
+    """
     effects = []
     for dataset in sorted({r.dataset for r in results}):
-        sann = [r.value(metric) for r in results if r.dataset == dataset and r.model == "sann" and r.metrics]
-        cnn = [r.value(metric) for r in results if r.dataset == dataset and r.model == "cnn" and r.metrics]
+        by_seed = {
+            model: {r.seed: r.value(metric) for r in results if r.dataset == dataset and r.model == model and r.metrics}
+            for model in ("sann", "cnn")
+        }
+        sann, cnn = list(by_seed["sann"].values()), list(by_seed["cnn"].values())
         if not sann or not cnn:
             continue
+        seeds = sorted(set(by_seed["sann"]) & set(by_seed["cnn"]))
+        paired_sann = np.array([by_seed["sann"][s] for s in seeds])
+        paired_cnn = np.array([by_seed["cnn"][s] for s in seeds])
         effect = {
             "dataset": dataset,
             "metric": metric,
@@ -132,8 +154,9 @@ def attention_effect(results: list[RunResult], metric: str = "macro_f1") -> list
             "seeds": (len(sann), len(cnn)),
             "p_value": None,
         }
-        if len(sann) > 1 and len(cnn) > 1 and (np.std(sann) > 0 or np.std(cnn) > 0):
-            effect["p_value"] = float(stats.ttest_ind(sann, cnn, equal_var=False).pvalue)
+        effect["paired_seeds"] = len(seeds)
+        if len(seeds) > 1 and np.std(paired_sann - paired_cnn) > 0:
+            effect["p_value"] = float(stats.ttest_rel(paired_sann, paired_cnn).pvalue)
         effects.append(effect)
     return effects
 
@@ -147,10 +170,24 @@ def _cell(value, fmt: str) -> str:
 
 def _bar_chart(rows: list[dict], group: str, member: str, metrics: list[str], title: str, path: Path) -> None:
     groups = sorted({r[group] for r in rows})
+    if len(groups) > 1 and len({r[member] for r in rows}) == 1:
+        # one bar per panel says little: one panel with every group side by side instead
+        return _bar_chart(rows, member, group, metrics, title, path)
+    # At most 3 panels a row, on one y scale, so titles keep their room and bars compare across panels.
+    columns = min(3, len(groups))
+    lines = -(-len(groups) // columns)
     fig, axes = plt.subplots(
-        1, len(groups), figsize=(max(5, 4.5 * len(groups)), 4.2), squeeze=False, layout="constrained"
+        lines,
+        columns,
+        figsize=(max(5.5, 4.6 * columns), 0.6 + 3.9 * lines),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
     )
-    for ax, name in zip(axes[0], groups, strict=True):
+    for ax in axes.flat[len(groups) :]:
+        ax.set_visible(False)
+    low = min((r[m][0] - r[m][1] for r in rows if r["accuracy"] is not None for m in metrics), default=0)
+    for ax, name in zip(axes.flat, groups, strict=False):
         members = [r for r in rows if r[group] == name and r["accuracy"] is not None]
         positions = np.arange(len(members))
         width = 0.8 / len(metrics)
@@ -166,14 +203,20 @@ def _bar_chart(rows: list[dict], group: str, member: str, metrics: list[str], ti
                 label=metric.replace("_", " "),
             )
         ax.set_xticks(positions, [r[member] for r in members], rotation=30, ha="right", fontsize=8)
-        low = min((r[m][0] - r[m][1] for r in members for m in metrics), default=0)
         ax.set_ylim(max(0.0, low - 0.05), 1.0)
-        ax.set_title(f"{group} {name}")
+        ax.set_title(f"{group} {name}", fontsize=10)
         ax.set_xlabel(member)
-        ax.set_ylabel("score (mean ± std over seeds)")
+        if ax.get_subplotspec().is_first_col():
+            ax.set_ylabel("score (mean ± std over seeds)")
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
-    fig.suptitle(title)
+        if len(metrics) > 1:
+            ax.legend(fontsize=7, loc="lower right")
+    title = title if len(metrics) > 1 else f"{title}: {metrics[0].replace('_', ' ')}"
+    if len(groups) == 1:  # one panel: one title, not a figure title sitting on the panel's
+        axes[0, 0].set_title(f"{title}, {group} {groups[0]}", fontsize=11)
+    else:
+        fig.suptitle(title, fontsize=12, fontweight="bold")
+        fig.get_layout_engine().set(h_pad=0.15)  # room between the figure title and the panel titles
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -200,6 +243,7 @@ def write_report(root: Path | str) -> tuple[Path, Path]:
     root = Path(root)
     results = Grid.load(root).results()
     rows = summarise(results)
+    versus_baseline(rows)
     figures = root / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     images: list[tuple[str, Path]] = []
@@ -229,6 +273,7 @@ def write_report(root: Path | str) -> tuple[Path, Path]:
 
     lines = ["# harkit comparison report", ""]
     headers = ["dataset", "model", "runs"] + [title for _, title, _ in COLUMNS] + ["parameters", "MACs / window"]
+    headers.append(f"macro F1 vs {BASELINE}")
     table = [headers]
     for row in rows:
         table.append(
@@ -239,6 +284,7 @@ def write_report(root: Path | str) -> tuple[Path, Path]:
                 *(_cell(row[key], fmt) for key, _, fmt in COLUMNS),
                 f"{row['parameters']:,}" if row["parameters"] else "–",
                 f"{row['macs']:,}" if row["macs"] else "–",
+                f"{row['vs_baseline']:+.4f}" if row["vs_baseline"] is not None else "–",
             ]
         )
     lines += _markdown_table(table)
@@ -247,9 +293,9 @@ def write_report(root: Path | str) -> tuple[Path, Path]:
         lines += ["", "## Does spatial attention help? (SANN against the plain CNN, macro F1)", ""]
         for e in effects:
             verdict = (
-                "not testable with one seed"
+                "not testable with fewer than two seeds run by both"
                 if e["p_value"] is None
-                else f"Welch's t-test p = {e['p_value']:.3f}, "
+                else f"paired t-test over {e['paired_seeds']} seeds p = {e['p_value']:.3f}, "
                 + ("beyond seed-to-seed noise (p < 0.05)" if e["p_value"] < 0.05 else "within seed-to-seed noise")
             )
             lines.append(
@@ -275,6 +321,84 @@ def write_report(root: Path | str) -> tuple[Path, Path]:
     (root / "report.md").write_text(markdown)
     (root / "report.html").write_text(_html(lines, root))
     return root / "report.md", root / "report.html"
+
+
+def write_run_report(run: Path | str, metrics: dict) -> Path:
+    """Write `report.html` of one run: headline metrics, cost, the per-class table and its plots (embedded)."""
+    run = Path(run)
+    latency = metrics.get("latency", {}).get("batch_1", {})
+    lines = [
+        f"# {metrics['model']} on {metrics['dataset']}, seed {metrics.get('seed', '–')}",
+        "",
+        f"Run folder: {run.resolve()}. Test windows: {metrics['samples']} (subjects "
+        f"{', '.join(map(str, metrics.get('test_subjects', [])))}).",
+        "",
+    ]
+    lines += _markdown_table(
+        [
+            ["accuracy", "macro F1", "weighted F1", "macro precision", "macro recall", "best epoch", "epochs run"],
+            [
+                *(f"{metrics[k]:.4f}" for k in ("accuracy", "macro_f1", "weighted_f1", "macro_precision")),
+                f"{metrics['macro_recall']:.4f}",
+                str(metrics.get("best_epoch", "–")),
+                str(metrics.get("epochs_run", "–")),
+            ],
+        ]
+    )
+    if "parameters" in metrics:
+        lines += [
+            "",
+            f"{metrics['parameters']:,} parameters, {metrics.get('macs_per_window', 0):,} multiply-adds per window; "
+            f"{latency.get('per_window_ms', float('nan')):.3f} ms per window at batch 1 on "
+            f"{metrics.get('latency', {}).get('device', '?')}; {metrics.get('seconds_per_epoch', float('nan')):.2f} s "
+            "per training epoch.",
+        ]
+    lines += ["", "## Per class (test)", ""]
+    lines += _markdown_table(
+        [["class", "precision", "recall", "F1", "support", "share"]]
+        + [
+            [
+                r["class"],
+                f"{r['precision']:.3f}",
+                f"{r['recall']:.3f}",
+                f"{r['f1']:.3f}",
+                str(r["support"]),
+                f"{r['proportion']:.1%}",
+            ]
+            for r in metrics["per_class"]
+        ]
+    )
+    titles = {"curves.png": "Learning curves", "per_class.png": "Per-class scores", "confusion.png": "Confusion"}
+    for name, title in titles.items():
+        if (run / "plots" / name).is_file():
+            lines += ["", f"## {title}", "", f"![{title}](plots/{name})"]
+    page = run / "report.html"
+    staging = run / "report.html.tmp"
+    staging.write_text(
+        _html(lines, run).replace("<title>harkit report</title>", f"<title>{html.escape(lines[0][2:])}</title>")
+    )
+    staging.replace(page)
+    return page
+
+
+def markdown_tables(markdown: str) -> list[tuple[str, list[list[str]]]]:
+    """The tables of a Markdown text, each with the heading above it: `[(heading, [header, *rows])]`."""
+    tables: list[tuple[str, list[list[str]]]] = []
+    heading, current = "", None
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
+            if all(set(c) <= {"-", ":"} for c in cells):
+                continue
+            if current is None:
+                current = []
+                tables.append((heading, current))
+            current.append(cells)
+            continue
+        current = None
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip()
+    return tables
 
 
 def _markdown_table(rows: list[list[str]]) -> list[str]:

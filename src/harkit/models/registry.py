@@ -39,7 +39,10 @@ def model_options(name: str) -> dict:
 
 def _get(name: str) -> Callable[..., nn.Module]:
     if name not in _MODELS:
-        raise HarkitError(f"unknown model {name!r}; valid names: {', '.join(list_models())}")
+        from harkit.names import did_you_mean
+
+        hint = did_you_mean(name, _MODELS)
+        raise HarkitError(f"unknown model {name!r}; {hint}valid names: {', '.join(list_models())}")
     return _MODELS[name]
 
 
@@ -49,5 +52,10 @@ def create_model(name: str, window: int, channels: int, num_classes: int, **opti
     options = {k: v for k, v in options.items() if v is not None}
     unknown = set(options) - set(model_options(name))
     if unknown:
-        raise HarkitError(f"model {name!r} takes no options {sorted(unknown)}; it takes {sorted(model_options(name))}")
+        from harkit.names import did_you_mean
+
+        hint = did_you_mean(sorted(unknown)[0], model_options(name))
+        raise HarkitError(
+            f"model {name!r} takes no options {sorted(unknown)}; {hint}it takes {sorted(model_options(name))}"
+        )
     return builder(window=window, channels=channels, num_classes=num_classes, **options)

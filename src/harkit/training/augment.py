@@ -1,8 +1,10 @@
 """Augmentation of sensor windows, applied to a whole batch on its device.
 
-Each transform keeps the window shape and never touches labels. Rotation acts on each 3-axis sensor
-(the dataset's channel names say which channels form one) in physical units: the batch is
-de-normalised, rotated and normalised again, so a rotation is a real rotation of the sensor.
+Each transform keeps the window shape and never touches labels. Rotation acts on 3-axis sensors in
+physical units: the batch is de-normalised, rotated and normalised again, so a rotation is a real rotation.
+One rotation turns a whole device: the accelerometer and the gyroscope of one phone share its axes, so
+they turn together. Channels that are not vectors in a device's frame (Euler angles, quaternions,
+earth-frame signals) belong to no device and are never rotated.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ class AugmentConfig:
     Attributes:
         shift: largest circular time shift, as a fraction of the window.
         crop: fraction of the window cut away by a random crop that is stretched back to full length.
-        rotation: largest rotation angle in degrees about a random axis, per sample and sensor.
+        rotation: largest rotation angle in degrees about a random axis, per sample and device.
         flip: probability of flipping the sign of each sensor axis.
         jitter: standard deviation of added Gaussian noise (in normalised units).
         scale: standard deviation of a per-sample, per-channel scale factor around 1.
@@ -39,8 +41,8 @@ class AugmentConfig:
 
     @classmethod
     def parse(cls, text: str | None) -> AugmentConfig:
-        """From `rotation=30,jitter=0.05`."""
-        if not text:
+        """From `rotation=30,jitter=0.05`; `none` is no augmentation."""
+        if not text or text.strip().lower() in ("none", "off"):
             return cls()
         values = {}
         for item in text.split(","):
@@ -84,6 +86,30 @@ def random_rotations(n: int, max_degrees: float, generator: torch.Generator, dev
     return eye + sin * cross + (1 - cos) * (cross @ cross)
 
 
+def rotation_devices(
+    channels: list[str], sensors: list[tuple[int, int, int]], devices: dict[str, list[str]] | None
+) -> list[list[tuple[int, int, int]]]:
+    """The 3-axis sensors that one rotation turns together, device by device.
+
+    Args:
+        channels: channel names of the windows.
+        sensors: channel indices of each 3-axis sensor.
+        devices: device name -> the channels measured in that device's frame. Empty or None: each sensor
+            is its own device. Otherwise a sensor turns with the device that holds its three channels, and
+            a sensor no device holds (Euler angles, earth-frame signals) is not rotated.
+    """
+    if not devices:
+        return [[tuple(group)] for group in sensors]
+    position = {name: index for index, name in enumerate(channels)}
+    grouped = []
+    for names in devices.values():
+        members = {position[name] for name in names if name in position}
+        groups = [tuple(group) for group in sensors if set(group) <= members]
+        if groups:
+            grouped.append(groups)
+    return grouped
+
+
 def _resample_time(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """Linear interpolation of `x [batch, time, channels]` at fractional `positions [batch, time]`."""
     time = x.shape[1]
@@ -106,11 +132,18 @@ class Augmenter:
         mean: torch.Tensor,
         std: torch.Tensor,
         generator: torch.Generator,
+        devices: list[list[tuple[int, int, int]]] | None = None,
     ) -> None:
-        self.config, self.groups, self.generator = config, sensor_groups, generator
+        """`devices` (from `rotation_devices`) groups the sensors one rotation turns; None: each sensor alone."""
+        self.config, self.generator = config, generator
+        self.devices = devices if devices is not None else [[tuple(g)] for g in sensor_groups]
+        self.groups = [group for groups in self.devices for group in groups]  # flips act on these too
         self.mean, self.std = mean, std
-        if config.rotation > 0 and not sensor_groups:
-            raise HarkitError("rotation needs 3-axis sensors, and no channels here form one (names ending x, y, z)")
+        if config.rotation > 0 and not any(self.devices):
+            raise HarkitError(
+                "rotation needs 3-axis sensors in a device frame, and no channels here form one (names ending x, y, "
+                "z, listed in the dataset's devices)"
+            )
 
     def _rand(self, *shape: int, device: torch.device) -> torch.Tensor:
         return torch.rand(*shape, generator=self.generator, device=device)
@@ -123,16 +156,15 @@ class Augmenter:
         c, (batch, time, channels), device = self.config, x.shape, x.device
         if c.rotation > 0 or c.flip > 0:
             raw = x * self.std + self.mean
-            for group in self.groups:
-                index = list(group)
-                sensor = raw[:, :, index]
-                if c.rotation > 0:
-                    rotation = random_rotations(batch, c.rotation, self.generator, device)
-                    sensor = sensor @ rotation.transpose(1, 2)
-                if c.flip > 0:
+            if c.rotation > 0:
+                for groups in self.devices:
+                    rotation = random_rotations(batch, c.rotation, self.generator, device).transpose(1, 2)
+                    for group in groups:  # the same rotation for every sensor of the device
+                        raw[:, :, list(group)] = raw[:, :, list(group)] @ rotation
+            if c.flip > 0:
+                for group in self.groups:
                     signs = torch.where(self._rand(batch, 1, 3, device=device) < c.flip, -1.0, 1.0)
-                    sensor = sensor * signs
-                raw[:, :, index] = sensor
+                    raw[:, :, list(group)] = raw[:, :, list(group)] * signs
             x = (raw - self.mean) / self.std
         if c.shift > 0:
             largest = max(1, round(c.shift * time))

@@ -6,10 +6,11 @@ one matrix product over the `k` time-shifted views of a channels-last input, the
 fuses the gathering of the views (and its reverse in the backward pass) into the element-wise kernels
 around them. This is done by decompositions of `aten.convolution` and its backward handed to Inductor: the model
 keeps its `nn.Conv2d` layers and parameters, only the compiled graph changes, and its outputs and gradients equal
-the convolution's up to float rounding (`tests/training/test_compile.py`). A SANN training step on HAPT's
-windows (2-core CPU): eager 202-216 ms, plain `torch.compile` 161-166 ms, this 145 ms
-(`benchmarks/compile_speed.py`); `benchmarks/train_speed.py`
-measures whole epochs.
+the convolution's up to float rounding (`tests/training/test_compile.py`). Whether it pays depends on the CPU:
+a SANN training step on HAPT's windows took 145 ms against 202-216 ms eager and 161-166 ms with plain
+`torch.compile` on a 2-core Intel Xeon with AVX-512 and no bf16, but compiled epochs were slower than eager ones on
+a 2-core AMD EPYC with native bf16 (issue 16). So `--compile auto` measures it on the machine at hand
+(`harkit/hardware.py`); `benchmarks/compile_speed.py` compares steps, `benchmarks/train_speed.py` whole epochs.
 """
 
 from __future__ import annotations

@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from harkit import HarkitError
 from harkit.datasets import SubjectSplit, prepare
 from harkit.datasets.splits import count_folds
 from harkit.training.engine import TrainConfig, train
+from harkit.training.grid import Countdown
 
 METRICS = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")
+
+
+def parse_folds(text: str | None) -> list[int] | None:
+    """`"1,2,5"` or `"0-3,7"` -> `[1, 2, 5]` / `[0, 1, 2, 3, 7]`; None or empty -> None (every fold)."""
+    if not text:
+        return None
+    folds = []
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        try:
+            folds += range(int(first), int(last or first) + 1)
+        except ValueError:
+            raise HarkitError(f"--only {text!r}: expected fold numbers such as 1,2,5 or 0-3") from None
+    return sorted(set(folds))
 
 
 def cross_validate(
@@ -22,10 +39,14 @@ def cross_validate(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    only: Sequence[int] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> dict:
     """Train one model per fold of `scheme` (`loso` or a number of folds) into `out/fold-NN`.
 
-    Finished folds are kept, so an interrupted cross-validation resumes where it stopped.
+    Finished folds are kept, so an interrupted cross-validation resumes where it stopped. `only` trains a subset
+    of the folds (numbered from 0, as the `fold-NN` folders); the summary names the folds it covers. `say`
+    receives one line per fold ("fold 2 (3 of 5), test subjects 3: ..." with an ETA); by default they are logged.
     """
     out = Path(out)
     first = SubjectSplit.parse(scheme, 0)
@@ -36,12 +57,23 @@ def cross_validate(
         **config.dataset_options,
     )
     subjects = np.concatenate([probe.train.subject, probe.test.subject])
+    total = count_folds(first, subjects)
+    folds = list(range(total)) if only is None else sorted(set(only))
+    missing = [fold for fold in folds if not 0 <= fold < total]
+    if missing:
+        raise HarkitError(f"--only {missing}: this {scheme} split has folds 0..{total - 1}")
+    loso_subjects = np.unique(subjects) if first.kind == "loso" else None
+    countdown = Countdown(len(folds), say)
     rows = []
-    for fold in range(count_folds(first, subjects)):
+    for fold in folds:
         fold_config = replace(config, split=SubjectSplit.parse(scheme, fold))
         run = out / f"fold-{fold:02d}"
+        what = f"fold {fold} of {total}"
+        if loso_subjects is not None:
+            what += f", test subject {loso_subjects[fold]}"
         finished = (run / "metrics.json").is_file()
         if not finished or overwrite:
+            countdown.start(what)
             train(
                 fold_config,
                 run,
@@ -51,13 +83,20 @@ def cross_validate(
             )
         metrics = json.loads((run / "metrics.json").read_text())
         rows.append({"fold": fold, "test_subjects": metrics["test_subjects"], **{k: metrics[k] for k in METRICS}})
+        detail = f" (accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f})"
+        countdown.finish(what, "finished" if not finished or overwrite else "skipped", detail)
     summary = {
         "dataset": config.dataset,
         "model": config.model,
         "scheme": scheme,
+        "total_folds": total,
+        "covered_folds": folds,
+        "complete": len(folds) == total,
         "folds": rows,
         "mean": {k: float(np.mean([r[k] for r in rows])) for k in METRICS},
         "std": {k: float(np.std([r[k] for r in rows], ddof=1)) if len(rows) > 1 else 0.0 for k in METRICS},
     }
-    (out / "crossval.json").write_text(json.dumps(summary, indent=2))
+    # A subset gets its own summary file, so it never replaces the summary of every fold.
+    name = "crossval.json" if summary["complete"] else f"crossval-folds-{'-'.join(map(str, folds))}.json"
+    (out / name).write_text(json.dumps(summary, indent=2))
     return summary

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import logging
 import math
@@ -17,7 +18,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +26,15 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
-from harkit import HarkitError
+from harkit import HarkitError, checks
 from harkit.datasets import PrepareConfig, Prepared, SubjectSplit, prepare, sensor_groups
 from harkit.evaluation.metrics import macro_f1
+from harkit.hardware import pick_device
 from harkit.models import count_parameters, create_model, model_options
-from harkit.training.augment import AugmentConfig, Augmenter
-from harkit.training.checkpoint import load_checkpoint, save_checkpoint
+from harkit.runs import Run, predict_logits, record_source
+from harkit.training import recipe as recipe_module
+from harkit.training.augment import AugmentConfig, Augmenter, rotation_devices
+from harkit.training.checkpoint import remove_staging, save_checkpoint, write_text_whole
 
 log = logging.getLogger(__name__)
 HISTORY_FIELDS = [
@@ -52,21 +56,28 @@ class TrainConfig:
 
     dataset: str
     model: str
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 5e-4
-    weight_decay: float = 1e-3
+    # None: the recipe sets it from the data (see harkit.training.recipe); a value always wins.
+    recipe: str = "harkit"  # harkit | article (the SANN article's recipe exactly)
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    schedule: str | None = None  # cosine (per step, after warm-up) | step (StepLR) | constant
+    warmup: float | None = None  # fraction of the training steps with a linear warm-up
     step_size: int | None = None  # StepLR step; None means epochs // 3
     gamma: float = 0.5
-    patience: int | None = 10  # early stopping on validation macro F1; None turns it off
-    label_smoothing: float = 0.0
+    patience: int | str | None = "auto"  # early stopping on validation macro F1; None or 0 turns it off
+    label_smoothing: float | None = None
+    bn_recalibrate: bool | None = None  # re-estimate BatchNorm statistics on training windows before validation
     class_weights: bool = False
     l1: float = 0.0
     l2: float = 0.0
     model_options: dict = field(default_factory=dict)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augment: AugmentConfig | None = None  # None: the recipe's
     precision: str = "auto"  # auto | fp32 | fp16 | bf16
-    compile: bool = False  # torch.compile the training step's model (pays off over several epochs)
+    # torch.compile the training step's model: True, False, or "auto" (where this machine's measured compile
+    # time is won back over the run's steps; harkit/hardware.py)
+    compile: bool | str = "auto"
     init_from: str | None = None  # a run directory whose feature weights start this model
     freeze_features: bool = False
     device: str = "auto"
@@ -81,6 +92,32 @@ class TrainConfig:
     channels: tuple[str, ...] | None = None
     train_subjects: tuple[int, ...] | None = None
     dataset_options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Every range is checked here, before any data is read (see harkit.checks); None means "the recipe's".
+        checks.whole("epochs", self.epochs, 1, optional=True)
+        checks.whole("batch_size", self.batch_size, 1, optional=True)
+        checks.positive("lr", self.lr, optional=True)
+        checks.at_least_zero("weight_decay", self.weight_decay, optional=True)
+        checks.fraction("warmup", self.warmup, optional=True)
+        checks.whole("step_size", self.step_size, 1, optional=True)
+        checks.positive("gamma", self.gamma)
+        if self.patience not in (None, "auto"):
+            checks.whole("patience", self.patience, 0)
+        checks.fraction("label_smoothing", self.label_smoothing, optional=True)
+        checks.at_least_zero("l1", self.l1)
+        checks.at_least_zero("l2", self.l2)
+        checks.whole("threads", self.threads, 1, optional=True)
+        if self.recipe not in recipe_module.RECIPES:
+            raise HarkitError(f"unknown recipe {self.recipe!r}; use {' or '.join(recipe_module.RECIPES)}")
+        if self.schedule is not None and self.schedule not in recipe_module.SCHEDULES:
+            raise HarkitError(f"unknown schedule {self.schedule!r}; use {', '.join(recipe_module.SCHEDULES)}")
+        if self.precision not in ("auto", "fp32", "fp16", "bf16"):
+            raise HarkitError(f"unknown precision {self.precision!r}; use auto, fp32, fp16 or bf16")
+        from harkit.hardware import compile_setting
+
+        self.compile = compile_setting(self.compile)  # True, False or "auto"; "true"/"off" from files too
+        self.prepare_config()  # window, overlap, val_fraction, seed, channels, train subjects
 
     def prepare_config(self) -> PrepareConfig:
         return PrepareConfig(
@@ -100,10 +137,12 @@ class TrainConfig:
     @classmethod
     def from_json(cls, data: dict) -> TrainConfig:
         data = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        data.setdefault("recipe", "article")  # a run from before recipes trained with the article's
         split = data.pop("split")
         split["test_subjects"] = tuple(split["test_subjects"])
         data["split"] = SubjectSplit(**split)
-        data["augment"] = AugmentConfig(**data["augment"])
+        if data.get("augment") is not None:
+            data["augment"] = AugmentConfig(**data["augment"])
         for key in ("channels", "train_subjects"):
             if data.get(key) is not None:
                 data[key] = tuple(data[key])
@@ -154,16 +193,6 @@ def init_distributed(device_name: str) -> tuple[Distributed, torch.device]:
     return Distributed(rank, world), device
 
 
-def pick_device(name: str) -> torch.device:
-    """`auto` is CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise HarkitError(f"device {name!r} asked for, but CUDA is not available here; use --device cpu")
-    return device
-
-
 def autocast_for(device: torch.device, precision: str) -> tuple[contextlib.AbstractContextManager, bool, str]:
     """(autocast context, whether to scale gradients, resolved precision) for a device.
 
@@ -203,21 +232,6 @@ def _penalty(model: nn.Module, l1: float, l2: float) -> torch.Tensor | float:
     if l2:
         total = total + l2 * sum(w.pow(2).sum() for w in weights)
     return total
-
-
-@torch.inference_mode()
-def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int, autocast=None) -> torch.Tensor:
-    """Logits for all windows of `x`, batch by batch, in eval mode."""
-    was_training = model.training
-    model.eval()
-    outputs = []
-    for start in range(0, len(x), batch_size):
-        with autocast or contextlib.nullcontext():
-            outputs.append(model(x[start : start + batch_size]).float())
-    model.train(was_training)
-    if not outputs:
-        return torch.empty(0)
-    return torch.cat(outputs)
 
 
 def evaluate_split(model, x, y, batch_size, criterion, autocast) -> dict:
@@ -310,15 +324,24 @@ def train(
     group, device = init_distributed(config.device)
     if group.main:
         _check_run_dir(out, resume, overwrite)
+        remove_staging(out)  # half-written files of a run killed mid-write
     group.barrier()
     if resume and (out / "config.json").is_file():
-        config = TrainConfig.from_json(json.loads((out / "config.json").read_text()))
+        from harkit.training.resume import resume_config
+
+        config = resume_config(out, config)  # other options than the run's are refused, naming each
     model_options(config.model)  # an unknown model name fails here, before any data is read
-    if config.epochs < 1:
+    if config.epochs is not None and config.epochs < 1:
         raise HarkitError(f"epochs must be at least 1, got {config.epochs}")
     seed_everything(config.seed)
     torch.set_num_threads(config.threads or max(1, len(os.sched_getaffinity(0)) // group.world))
-    autocast, scale_gradients, precision = autocast_for(device, config.precision)
+    from harkit.hardware import agree, resolve_compile, resolve_precision
+
+    # `auto` measures this machine once (cached); under torchrun the main process decides for all.
+    precision, precision_reason = agree(
+        resolve_precision(device, config.precision) if group.main else (None, None), group.world
+    )
+    autocast, scale_gradients, precision = autocast_for(device, precision)
 
     if prepared is None:
         for turn in (True, False):  # the main process fills the cache first; the others then read it
@@ -350,11 +373,33 @@ def train(
     x_train, y_train = tensors(prepared.train)
     x_val, y_val = tensors(prepared.val)
     has_val = len(y_val) > 0
+    # The recipe fills every hyper-parameter left unset from the data; from here on `config` holds numbers.
+    sensors = [tuple(sensor) for sensor in meta.get("sensors", sensor_groups(meta["channels"]))]
+    devices = rotation_devices(meta["channels"], sensors, meta.get("devices"))
+    resolved = recipe_module.resolve(
+        config, np.asarray(prepared.train.y), len(y_val), meta["classes"], rotatable=any(devices)
+    )
+    config = replace(config, **{name: getattr(resolved, name) for name in recipe_module.RESOLVED_FIELDS})
+    if group.main and not (resume and (out / "last.pt").is_file()):
+        recipe_module.log_resolved(resolved)
+    recalibrate = resolved.bn_recalibrate and recipe_module.has_batch_norm(model)
+    use_compile, compile_reason = False, "closed-form fit"
+    if not callable(getattr(model, "fit", None)):
+        steps = config.epochs * math.ceil(len(y_train) // group.world / max(1, config.batch_size // group.world))
+        use_compile, compile_reason = agree(
+            resolve_compile(config.compile, device, precision, steps, config.batch_size)
+            if group.main
+            else (None, None),
+            group.world,
+        )
+    if group.main:
+        log.info("precision %s (%s); compile %s (%s)", precision, precision_reason, use_compile, compile_reason)
     weights = class_weights_for(prepared.train.y, num_classes).to(device) if config.class_weights else None
     criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
     optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.StepLR(
-        optimizer, step_size=config.step_size or max(1, config.epochs // 3), gamma=config.gamma
+    # Stepped once per batch: warm-up and cosine are counted in optimiser steps.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, recipe_module.lr_factor(resolved, config.step_size, config.gamma)
     )
     scaler = torch.amp.GradScaler(device.type, enabled=scale_gradients)
     # One generator orders the windows (the same on every process); another, per process, augments them.
@@ -364,10 +409,11 @@ def train(
     if config.augment.enabled:
         augment = Augmenter(
             config.augment,
-            [tuple(sensor) for sensor in meta.get("sensors", sensor_groups(meta["channels"]))],
+            sensors,
             torch.tensor(meta["mean"], device=device),
             torch.tensor(meta["std"], device=device),
             augment_generator,
+            devices,  # one rotation per device
         )
 
     if group.main:
@@ -379,9 +425,9 @@ def train(
         "num_classes": num_classes,
         "options": config.model_options,
     }
-    start_epoch, best_score, stale, history = 1, -math.inf, 0, []
+    start_epoch, best_score, best_loss, stale, history = 1, -math.inf, math.inf, 0, []
     if resume and (out / "last.pt").is_file():
-        state = load_checkpoint(out / "last.pt", device)
+        state = Run(out).checkpoint("last", device)  # loaded without unpickling code
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -396,18 +442,28 @@ def train(
             state["stale"],
             state["history"],
         )
+        best_loss = state.get("best_loss", math.inf)
         log.info("resuming %s at epoch %d", out, start_epoch)
     elif group.main:
         (out / "config.json").write_text(
             json.dumps(
                 {
                     **config.to_json(),
-                    "resolved": {"precision": precision, "device": str(device), "parameters": count_parameters(model)},
+                    "resolved": {
+                        "precision": precision,
+                        "precision_reason": precision_reason,
+                        "compile": use_compile,
+                        "compile_reason": compile_reason,
+                        "device": str(device),
+                        "parameters": count_parameters(model),
+                        "recipe": resolved.as_dict(),
+                    },
                 },
                 indent=2,
             )
         )
         _dataset_json(out, meta)
+        record_source(out, config.dataset, config.data_dir, meta)  # lets the run find its data from anywhere
 
     def checkpoint_payload(epoch: int) -> dict:
         return {
@@ -424,10 +480,22 @@ def train(
             "dataset": meta["dataset"],
         }
 
+    if callable(getattr(model, "fit", None)):  # closed form (minirocket): one fit replaces the gradient epochs
+        from harkit.training.closed_form import fit_closed_form
+
+        history = [
+            fit_closed_form(
+                model, x_train, y_train, x_val, y_val, config.batch_size, criterion, config.seed, evaluate_split
+            )
+        ]
+        if group.main:
+            save_checkpoint(out / "best.pt", checkpoint_payload(1))
+            _write_history(out, history)
+        start_epoch = config.epochs + 1
     # The compiled module shares its parameters with `model`; a last, smaller batch runs eagerly instead of
     # compiling a second graph for its shape.
     compiled = trained
-    if config.compile:
+    if use_compile:
         from harkit.training.compile import compile_model  # imports Inductor: 2 s
 
         compiled = compile_model(trained)
@@ -441,6 +509,7 @@ def train(
             if config.patience is not None and has_val and stale >= config.patience:
                 break
             began = time.perf_counter()
+            epoch_lr = optimizer.param_groups[0]["lr"]  # the schedule moves it batch by batch
             model.train()
             task = bar.task(f"epoch {epoch}/{config.epochs}", batches)
             order = torch.randperm(len(y_train), generator=generator, device=device)[group.rank :: group.world][:shard]
@@ -466,6 +535,7 @@ def train(
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
+                scheduler.step()
                 total_loss += loss.detach() * len(yb)
                 correct += (logits.argmax(1) == yb).sum()
                 bar.update(task, advance=1)
@@ -474,26 +544,39 @@ def train(
             train_loss = float(total_loss) / int(seen)  # float() waits for the device
             train_seconds = time.perf_counter() - began
             if not math.isfinite(train_loss):
-                raise HarkitError(
+                from harkit.runs import mark_failed
+                from harkit.training.divergence import TrainingDiverged
+
+                message = (
                     f"the training loss became {train_loss} at epoch {epoch}; lower --lr (now {config.lr}), "
                     "use --precision fp32, or check the data for extreme values"
                 )
+                if group.main:
+                    mark_failed(out, message)  # the run's status says failed, not interrupted
+                raise TrainingDiverged(message)
             row = {
                 "epoch": epoch,
                 "train_loss": train_loss,
                 "train_accuracy": float(correct) / int(seen),
-                "lr": optimizer.param_groups[0]["lr"],
+                "lr": epoch_lr,
             }
-            scheduler.step()
+            if recalibrate:
+                recipe_module.recalibrate_batch_norm(model, x_train, config.batch_size)
             if has_val:
                 # Training-sized batches: on a CPU their activations stay in cache, where 1024 is 1.7x slower.
-                scores = evaluate_split(model, x_val, y_val, config.batch_size, criterion, autocast)
+                # In full precision, as the test part is scored (evaluate_run), whatever precision trained.
+                scores = evaluate_split(model, x_val, y_val, config.batch_size, criterion, None)
                 row |= {
                     "val_loss": scores["loss"],
                     "val_accuracy": scores["accuracy"],
                     "val_macro_f1": scores["macro_f1"],
                 }
-                improved = scores["macro_f1"] > best_score
+                # Ties in macro F1 (frequent on small validation parts) go to the lower validation loss.
+                improved = scores["macro_f1"] > best_score or (
+                    scores["macro_f1"] == best_score and scores["loss"] < best_loss
+                )
+                if improved:
+                    best_loss = scores["loss"]
             else:
                 row |= {"val_loss": "", "val_accuracy": "", "val_macro_f1": ""}
                 improved = True
@@ -523,6 +606,7 @@ def train(
                     "augment_generator": [state.cpu() for state in augment_states],
                     "torch_rng": torch.get_rng_state(),
                     "stale": stale,
+                    "best_loss": best_loss,
                     "history": history,
                 },
             )
@@ -533,6 +617,21 @@ def train(
             log.info("epoch %d: %s", epoch, status)
             if on_epoch is not None:
                 on_epoch(row)
+    if evaluate:  # a final run that learned nothing fails loudly; a search's trial is just scored low
+        from harkit.training.divergence import TrainingDiverged, diverged
+
+        steps = len(history) * batches
+        problem = diverged(history, num_classes, np.asarray(prepared.train.y), np.asarray(prepared.val.y), steps)
+        if problem is not None:
+            message = (
+                f"{problem}. Lower --lr (now {config.lr:g}), use --precision fp32, or check the data for extreme "
+                f"values; the run's files are kept in {out}"
+            )
+            if group.main:
+                from harkit.runs import mark_failed
+
+                mark_failed(out, message)
+            raise TrainingDiverged(message)
     if evaluate and group.main:
         from harkit.evaluation.evaluate import evaluate_run
 
@@ -544,12 +643,11 @@ def train(
 
 
 def _write_history(out: Path, history: list[dict]) -> None:
-    staging = out / "history.csv.tmp"
-    with open(staging, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS)
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(staging, out / "history.csv")
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=HISTORY_FIELDS)
+    writer.writeheader()
+    writer.writerows(history)
+    write_text_whole(out / "history.csv", text.getvalue())  # a full disk keeps the old history, and says so
 
 
 def _dataset_json(out: Path, meta: dict) -> None:

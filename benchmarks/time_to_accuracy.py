@@ -1,0 +1,192 @@
+"""Time to a test accuracy: SANN on HAPT with harkit's defaults against the article's recipe, epochs interleaved.
+
+harkit: `harkit.training.engine.train` with every option at its default (recipe, `--precision auto`, `--compile
+auto`), exactly what `harkit train --dataset hapt` runs. The article recipe: a shuffled `DataLoader` over a
+`TensorDataset`, AdamW (lr 5e-4, weight decay 1e-3), StepLR (every 10 epochs, gamma 0.5), batch 128, fp32, 30
+epochs (as `train_speed.py`'s plain recipe). The two take turns epoch by epoch in this process (harkit's epoch, then
+the article's), so both meet the same machine load; after every epoch each model is scored on the test subjects,
+which is not counted. harkit's time is its whole epochs (training, validation, its first epoch's compilation if
+it compiles); the article's its training epochs. The one-time probe of `--precision auto` (cached per machine) is
+reported apart. Prints `time to 0.95: harkit X s, article recipe Y s, ratio Z.ZZx`.
+Usage: python benchmarks/time_to_accuracy.py [--data-dir DIR] [--target 0.95] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from harkit.datasets import PrepareConfig, prepare
+from harkit.evaluation.cost import count_macs
+from harkit.hardware import facts_lines, machine_facts, matmul_gflops
+from harkit.models import create_model
+from harkit.training.checkpoint import load_checkpoint, model_from_checkpoint
+from harkit.training.engine import TrainConfig, predict_logits, train
+
+
+class Reached(Exception):
+    """Both recipes reached the target: harkit's run stops here."""
+
+
+def test_accuracy(model, x_test: torch.Tensor, y_test: np.ndarray) -> float:
+    return float((predict_logits(model, x_test, 256).argmax(1).numpy() == y_test).mean())
+
+
+def article_epochs(prepared, epochs: int = 30):
+    """The article's recipe, one epoch per `next()`: yields (training seconds, model)."""
+    torch.manual_seed(0)
+    model = create_model("sann", prepared.meta["window"], len(prepared.meta["channels"]), len(prepared.meta["classes"]))
+    x = torch.tensor(np.array(prepared.train.x))
+    loader = DataLoader(TensorDataset(x, torch.tensor(prepared.train.y)), batch_size=128, shuffle=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=1e-3)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.5)
+    criterion = torch.nn.CrossEntropyLoss()
+    for _ in range(epochs):
+        began = time.perf_counter()
+        model.train()
+        for xb, yb in loader:
+            optimizer.zero_grad()
+            criterion(model(xb), yb).backward()
+            optimizer.step()
+        scheduler.step()
+        yield time.perf_counter() - began, model
+
+
+def first_reaching(rows: list[dict], target: float) -> tuple[int, float] | None:
+    """(epoch, cumulative seconds) of the first epoch at or above `target`, or None."""
+    total = 0.0
+    for row in rows:
+        total += row["seconds"]
+        if row["accuracy"] >= target:
+            return row["epoch"], total
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default_data = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+    parser.add_argument("--data-dir", type=Path, default=default_data)
+    parser.add_argument("--target", type=float, default=0.95)
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads [all available]")
+    parser.add_argument("--keep-going", action="store_true", help="train both to the end after the target")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    gflops = {"fp32": matmul_gflops(torch.float32, 1.0), "bf16": matmul_gflops(torch.bfloat16, 1.0)}
+    for line in facts_lines(machine_facts(), gflops):
+        print(line)
+    prepared = prepare("hapt", PrepareConfig(), data_dir=args.data_dir)
+    meta = prepared.meta
+    x_test, y_test = torch.tensor(np.array(prepared.test.x)), np.asarray(prepared.test.y)
+    windows = len(prepared.train)
+    macs = count_macs(create_model("sann", meta["window"], len(meta["channels"]), len(meta["classes"])), 128, 6)
+    print(f"HAPT: {windows} training windows, {len(y_test)} test windows; SANN {macs / 1e6:.1f} M MACs per window")
+
+    article = article_epochs(prepared)
+    rows: dict[str, list[dict]] = {"harkit": [], "article recipe": []}
+
+    def done() -> bool:
+        return all(first_reaching(r, args.target) for r in rows.values())
+
+    def article_epoch() -> None:
+        seconds, model = next(article)
+        accuracy = test_accuracy(model, x_test, y_test)
+        rows["article recipe"].append(
+            {"epoch": len(rows["article recipe"]) + 1, "seconds": seconds, "accuracy": accuracy}
+        )
+        print(
+            f"  article recipe epoch {len(rows['article recipe']):2d}: {seconds:6.1f} s, test accuracy {accuracy:.4f}"
+        )
+
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "run"
+
+        def on_epoch(row: dict) -> None:
+            model = model_from_checkpoint(load_checkpoint(out / "last.pt"))
+            accuracy = test_accuracy(model, x_test, y_test)
+            rows["harkit"].append(
+                {
+                    "epoch": row["epoch"],
+                    "seconds": row["seconds"],
+                    "train_seconds": row["train_seconds"],
+                    "accuracy": accuracy,
+                }
+            )
+            print(
+                f"  harkit         epoch {row['epoch']:2d}: {row['seconds']:6.1f} s "
+                f"({row['train_seconds']:.1f} training), test accuracy {accuracy:.4f}"
+            )
+            if len(rows["article recipe"]) < 30:
+                article_epoch()
+            if done() and not args.keep_going:
+                raise Reached
+
+        began = time.perf_counter()
+        try:
+            train(
+                TrainConfig(dataset="hapt", model="sann"),
+                out,
+                progress=False,
+                prepared=prepared,
+                evaluate=False,
+                on_epoch=on_epoch,
+            )
+        except Reached:
+            pass
+        config = json.loads((out / "config.json").read_text())
+        resolved = config["resolved"]
+        recipe = resolved.get("recipe", {})
+        print(
+            f"harkit's defaults here: precision {resolved['precision']} ({resolved.get('precision_reason')}); "
+            f"compile {resolved.get('compile')} ({resolved.get('compile_reason')}); batch {recipe.get('batch_size')}, "
+            f"{recipe.get('epochs')} epochs, lr {recipe.get('lr')}, schedule {recipe.get('schedule')}"
+        )
+        whole = time.perf_counter() - began
+    while not done() and len(rows["article recipe"]) < 30:
+        article_epoch()
+    harkit_epochs = sum(row["seconds"] for row in rows["harkit"])
+    print(f"harkit's run: {whole:.0f} s wall, {harkit_epochs:.0f} s of it its own epochs")
+
+    # Steady state: epochs after the first (which holds one-time costs), paired as they ran.
+    pairs = list(zip(rows["harkit"][1:], rows["article recipe"][1:], strict=False))
+    if pairs:
+        ratio = statistics.median(a["seconds"] / h["train_seconds"] for h, a in pairs)
+        h_steady = statistics.median(h["train_seconds"] for h, _ in pairs)
+        a_steady = statistics.median(a["seconds"] for _, a in pairs)
+        precision = resolved["precision"]
+        flops = 6 * macs  # forward, and twice that backward
+        for name, seconds, peak in (
+            ("harkit", h_steady, gflops.get(precision, gflops["fp32"])),
+            ("article recipe", a_steady, gflops["fp32"]),
+        ):
+            print(
+                f"{name}: steady training epoch {seconds:.1f} s, {windows / seconds:.0f} windows/s, "
+                f"{windows * flops / seconds / 1e9:.1f} GFLOP/s = {windows * flops / seconds / 1e9 / peak:.0%} of the "
+                f"measured {peak:.0f} GFLOP/s GEMM peak"
+            )
+        print(f"steady-state training epoch, median of {len(pairs)} interleaved pairs: {ratio:.2f}x")
+    reached = {name: first_reaching(r, args.target) for name, r in rows.items()}
+    for name, hit in reached.items():
+        best = max(row["accuracy"] for row in rows[name])
+        print(
+            f"{name}: "
+            + (f"reached {args.target} at epoch {hit[0]}" if hit else f"never reached {args.target}")
+            + f" (best {best:.4f})"
+        )
+    if all(reached.values()):
+        h, a = reached["harkit"][1], reached["article recipe"][1]
+        print(f"time to {args.target:g}: harkit {h:.0f} s, article recipe {a:.0f} s, ratio {a / h:.2f}x")
+    else:
+        print(f"time to {args.target:g}: not reached by " + ", ".join(n for n, hit in reached.items() if not hit))
+
+
+if __name__ == "__main__":
+    main()
