@@ -545,8 +545,10 @@ def _write(out, result, signals, edges, labels, truth, meta, recording, name, pl
         files.append(out / "timeline.png")
         plot_timeline(signals, edges, labels, truth, meta, f"{recording.name} ({name})", files[-1], metrics)
         if metrics is not None:
+            from harkit.evaluation.plots import plot_confusion
+
             files.append(out / "confusion_matrix.png")
-            plot_confusion(metrics, meta["classes"], f"{recording.name}: confusion per sample", files[-1])
+            plot_confusion(metrics, files[-1], meta["classes"], f"{recording.name}: confusion per sample")
     return files
 
 
@@ -624,28 +626,4 @@ def plot_timeline(
         handles.append(Patch(facecolor="white", edgecolor="grey", label="unlabelled"))
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 8), fontsize=8)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_confusion(metrics: dict, classes: list[str], title: str, path: Path) -> None:
-    """Row-normalised confusion matrix with counts (rows: true, columns: predicted)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    counts, normalised = np.array(metrics["confusion"]), np.array(metrics["confusion_normalised"])
-    size = max(5, 0.55 * len(classes) + 3)
-    fig, ax = plt.subplots(figsize=(size, size * 0.9), layout="constrained")
-    image = ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(classes)), classes, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i, j in zip(*np.nonzero(counts), strict=True):
-        colour = "white" if normalised[i, j] > 0.6 else "black"
-        ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7, color=colour)
-    fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of true class")
-    ax.set_title(title)
-    fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -16,11 +16,12 @@ from dataclasses import fields
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from harkit import HarkitError
-from harkit.training.checkpoint import load_checkpoint, model_from_checkpoint
+from harkit.training.checkpoint import load_checkpoint, model_from_checkpoint, write_text_whole
 
 log = logging.getLogger(__name__)
 
@@ -278,3 +279,34 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int, autocast=
     if not outputs:
         return torch.empty(0)
     return torch.cat(outputs)
+
+
+FOLD_METRICS = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")
+
+
+def fold_row(fold: int, metrics: dict) -> dict:
+    """One fold's line of a cross-validation summary."""
+    return {"fold": fold, "test_subjects": metrics["test_subjects"], **{k: metrics[k] for k in FOLD_METRICS}}
+
+
+def write_fold_summary(folder: Path, dataset: str, model: str, scheme: str, total: int, rows: list[dict]) -> dict:
+    """Mean and std of each metric over the folds, written as `crossval.json`.
+
+    A subset of the folds gets its own file, `crossval-folds-0-2.json`, so it never replaces the summary of all.
+    """
+    covered = [row["fold"] for row in rows]
+    values = {k: [row[k] for row in rows] for k in FOLD_METRICS}
+    summary = {
+        "dataset": dataset,
+        "model": model,
+        "scheme": scheme,
+        "total_folds": total,
+        "covered_folds": covered,
+        "complete": len(rows) == total,
+        "folds": rows,
+        "mean": {k: float(np.mean(v)) for k, v in values.items()},
+        "std": {k: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in values.items()},
+    }
+    name = "crossval.json" if summary["complete"] else f"crossval-folds-{'-'.join(map(str, covered))}.json"
+    write_text_whole(Path(folder) / name, json.dumps(summary, indent=2))
+    return summary

@@ -14,11 +14,10 @@ from harkit.datasets import Prepared
 from harkit.evaluation.cost import count_macs, measure_latency
 from harkit.evaluation.metrics import classification_metrics
 from harkit.models import count_parameters
-from harkit.runs import Run, fold_dirs, predict_logits
+from harkit.runs import Run, fold_dirs, fold_row, predict_logits, write_fold_summary
 from harkit.training.checkpoint import write_text_whole
 
 # The summary of a cross-validation folder, as `harkit train --folds` writes it.
-SUMMARY_METRICS = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")
 
 
 def read_history(run: Path) -> list[dict]:
@@ -107,29 +106,13 @@ def evaluate_folds(
     for path in folds:
         metrics = evaluate_run(path, latency_repeats=latency_repeats, plots=plots, data_dir=data_dir)
         fold = int(path.name.split("-")[-1])
-        rows.append(
-            {"fold": fold, "test_subjects": metrics["test_subjects"], **{k: metrics[k] for k in SUMMARY_METRICS}}
-        )
+        rows.append(fold_row(fold, metrics))
     split = first.config.get("split", {})
     previous = folder / "crossval.json"
     # How many folds the scheme has is known to training (crossval.json); else the folds present are all.
     total = json.loads(previous.read_text()).get("total_folds", len(rows)) if previous.is_file() else len(rows)
-    covered = [row["fold"] for row in rows]
-    summary = {
-        "dataset": first.config["dataset"],
-        "model": first.config["model"],
-        "scheme": "loso" if split.get("kind") == "loso" else str(split.get("folds", len(rows))),
-        "total_folds": total,
-        "covered_folds": covered,
-        "complete": len(rows) == total,
-        "folds": rows,
-        "mean": {k: float(np.mean([r[k] for r in rows])) for k in SUMMARY_METRICS},
-        "std": {k: float(np.std([r[k] for r in rows], ddof=1)) if len(rows) > 1 else 0.0 for k in SUMMARY_METRICS},
-    }
-    # As training names them: a subset of the folds never replaces the summary of every fold.
-    name = "crossval.json" if summary["complete"] else f"crossval-folds-{'-'.join(map(str, covered))}.json"
-    write_text_whole(folder / name, json.dumps(summary, indent=2))
-    return summary
+    scheme = "loso" if split.get("kind") == "loso" else str(split.get("folds", len(rows)))
+    return write_fold_summary(folder, first.config["dataset"], first.config["model"], scheme, total, rows)
 
 
 def _write_tables(run: Path, metrics: dict, classes: list[str]) -> None:

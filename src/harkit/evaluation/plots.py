@@ -56,9 +56,9 @@ def plot_curves(history: list[dict], title: str, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_confusion(metrics: dict, path: Path) -> None:
-    """Row-normalised confusion matrix with counts, class names on both axes."""
-    names = [r["class"] for r in metrics["per_class"]]
+def plot_confusion(metrics: dict, path: Path, classes: list[str] | None = None, title: str | None = None) -> None:
+    """Row-normalised confusion matrix with counts, class names on both axes (rows: true, columns: predicted)."""
+    names = classes if classes is not None else [r["class"] for r in metrics["per_class"]]
     normalised = np.array(metrics["confusion_normalised"])
     counts = np.array(metrics["confusion"])
     size = max(5, 0.55 * len(names) + 3)
@@ -75,7 +75,7 @@ def plot_confusion(metrics: dict, path: Path) -> None:
                     colour = "white" if normalised[i, j] > 0.6 else "black"
                     ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7, color=colour)
     fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of true class")
-    ax.set_title(f"{metrics['model']} on {metrics['dataset']}: confusion (test)")
+    ax.set_title(title or f"{metrics['model']} on {metrics['dataset']}: confusion (test)")
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

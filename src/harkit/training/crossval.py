@@ -12,10 +12,9 @@ import numpy as np
 from harkit import HarkitError
 from harkit.datasets import SubjectSplit, prepare
 from harkit.datasets.splits import count_folds
+from harkit.runs import fold_row, write_fold_summary
 from harkit.training.engine import TrainConfig, train
 from harkit.training.grid import Countdown
-
-METRICS = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")
 
 
 def parse_folds(text: str | None) -> list[int] | None:
@@ -82,21 +81,7 @@ def cross_validate(
                 progress=progress,
             )
         metrics = json.loads((run / "metrics.json").read_text())
-        rows.append({"fold": fold, "test_subjects": metrics["test_subjects"], **{k: metrics[k] for k in METRICS}})
+        rows.append(fold_row(fold, metrics))
         detail = f" (accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f})"
         countdown.finish(what, "finished" if not finished or overwrite else "skipped", detail)
-    summary = {
-        "dataset": config.dataset,
-        "model": config.model,
-        "scheme": scheme,
-        "total_folds": total,
-        "covered_folds": folds,
-        "complete": len(folds) == total,
-        "folds": rows,
-        "mean": {k: float(np.mean([r[k] for r in rows])) for k in METRICS},
-        "std": {k: float(np.std([r[k] for r in rows], ddof=1)) if len(rows) > 1 else 0.0 for k in METRICS},
-    }
-    # A subset gets its own summary file, so it never replaces the summary of every fold.
-    name = "crossval.json" if summary["complete"] else f"crossval-folds-{'-'.join(map(str, folds))}.json"
-    (out / name).write_text(json.dumps(summary, indent=2))
-    return summary
+    return write_fold_summary(out, config.dataset, config.model, scheme, total, rows)
