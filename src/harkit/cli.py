@@ -328,6 +328,13 @@ def print_metrics(metrics: dict) -> None:
             f"{row['proportion']:.1%}",
         )
     console.print(table)
+    if "refit" in metrics:
+        refit = metrics["refit"]
+        console.print(
+            f"refit on all {len(refit['train_subjects'])} training subjects for {refit['epochs']} epochs: "
+            f"accuracy {refit['accuracy']:.4f}  macro F1 {refit['macro_f1']:.4f} (the run: {refit['run']}/)",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -380,12 +387,26 @@ def train(
     only: Annotated[
         str | None, typer.Option(help="With --folds: train only these folds (from 0), e.g. 1,2,5 or 0-3.")
     ] = None,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            help="With --folds: each fold a Ray task (--threads each, default 1), on a local Ray instance or the "
+            "cluster RAY_ADDRESS names."
+        ),
+    ] = False,
     val_fraction: ValFraction = 0.2,
     channels: Channels = None,
     option: Options = None,
     train_subjects: Annotated[str | None, typer.Option(help="Only these subjects train, e.g. 1,3,5.")] = None,
     init_from: Annotated[Path | None, typer.Option(help="Start from the feature weights of this run.")] = None,
     freeze_features: Annotated[bool, typer.Option(help="With --init-from: train the head only.")] = False,
+    refit: Annotated[
+        bool,
+        typer.Option(
+            help="Then train again on all training subjects, validation included, for the best epoch count; "
+            "both test scores are shown (the refit is in RUN/refit)."
+        ),
+    ] = False,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace a run already in --out.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
@@ -421,6 +442,7 @@ def train(
             compile="auto" if compile is None else compile,
             init_from=str(init_from) if init_from else None,
             freeze_features=freeze_features,
+            refit=refit,
             train_subjects=int_list("train_subjects", train_subjects, "subject number") if train_subjects else None,
             threads=threads,
             seed=seed,
@@ -435,6 +457,10 @@ def train(
         run = out or Path("runs") / f"{dataset.replace('/', '_')}-{model}-{_time.strftime('%Y%m%d-%H%M%S')}"
         if only and not folds:
             raise HarkitError("--only picks folds of a cross-validation; add --folds loso (or --folds K)")
+        if ray and not folds:
+            raise HarkitError(
+                "--ray runs the folds of a cross-validation as Ray tasks; add --folds loso (or --folds K)"
+            )
         if folds:
             from harkit.training.crossval import cross_validate, parse_folds
 
@@ -447,6 +473,7 @@ def train(
                 progress=progress,
                 only=parse_folds(only),
                 say=say,
+                ray=ray,
             )
             print_cross_validation(summary)
         else:
@@ -511,6 +538,30 @@ def evaluate(
             print_cross_validation(evaluate_folds(run, data_dir=data_dir))
         else:
             print_metrics(evaluate_run(run, data_dir=data_dir))
+
+    _run(body)
+
+
+@app.command()
+def ensemble(
+    runs: Annotated[list[Path], typer.Argument(help="Two or more run directories of one dataset and split.")],
+    out: Annotated[Path | None, typer.Option(help="Folder for metrics.json, tables and the confusion plot.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Where the runs' data is now, if it moved.")] = None,
+) -> None:
+    """Score several runs as one model: their class probabilities averaged on the same test windows."""
+    from harkit.evaluation.ensemble import evaluate_ensemble
+
+    def body():
+        metrics = evaluate_ensemble(runs, out, data_dir=data_dir)
+        table = Table()
+        for column in ("run", "model", "accuracy", "macro F1"):
+            table.add_column(column, justify="left" if column in ("run", "model") else "right")
+        for member in metrics["members"]:
+            table.add_row(member["run"], member["model"], f"{member['accuracy']:.4f}", f"{member['macro_f1']:.4f}")
+        table.add_row("ensemble", "", f"{metrics['accuracy']:.4f}", f"{metrics['macro_f1']:.4f}")
+        console.print(table)
+        if out is not None:
+            console.print(f"written to {out}", highlight=False)
 
     _run(body)
 

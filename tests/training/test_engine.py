@@ -233,3 +233,82 @@ def test_validation_is_scored_in_the_precision_of_the_test_part(tiny_config, tmp
     half = engine.evaluate_split(model, x_val, y_val, 8, criterion, torch.autocast("cpu", torch.bfloat16))["loss"]
     assert abs(full - half) > 1e-6 * full  # the two precisions differ on these windows
     assert float(history(run)[0]["val_loss"]) == pytest.approx(full, rel=1e-7)
+
+
+def test_refit_trains_on_every_training_subject_for_the_best_epoch_count(tiny_config, tmp_path, monkeypatch):
+    scores = iter([0.5, 0.7, 0.6, 0.6])  # validation macro F1 per epoch: the best epoch is 2
+    real = engine.evaluate_split
+    monkeypatch.setattr(
+        engine, "evaluate_split", lambda *args: {"loss": 1.0, "accuracy": 0.5, "macro_f1": next(scores)}
+    )
+    run = train(replace(tiny_config, epochs=4, refit=True), tmp_path / "run", progress=False)
+    monkeypatch.setattr(engine, "evaluate_split", real)
+    validated = json.loads((run / "dataset.json").read_text())["subjects"]
+    refitted = json.loads((run / "refit" / "dataset.json").read_text())["subjects"]
+    assert validated["val"] and not refitted["val"]
+    assert refitted["train"] == sorted(validated["train"] + validated["val"])
+    assert refitted["test"] == validated["test"]
+    assert [int(row["epoch"]) for row in history(run / "refit")] == [1, 2]  # the best epoch count, no validation
+    metrics = json.loads((run / "metrics.json").read_text())
+    refit_metrics = json.loads((run / "refit" / "metrics.json").read_text())
+    assert metrics["best_epoch"] == 2 and metrics["refit"]["epochs"] == 2
+    assert metrics["refit"]["accuracy"] == refit_metrics["accuracy"]
+    assert json.loads((run / "refit" / "config.json").read_text())["resolved"]["recipe"]["epochs"] == 2
+    # evaluating the run again keeps the refit's scores
+    from harkit.evaluation.evaluate import evaluate_run
+
+    assert evaluate_run(run, plots=False, latency_repeats=1)["refit"] == metrics["refit"]
+
+
+def test_a_refit_can_be_asked_for_after_the_run_and_resumes(tiny_config, tmp_path, monkeypatch):
+    scores = iter([0.5, 0.6, 0.7])  # the best epoch is 3
+    real = engine.evaluate_split
+    monkeypatch.setattr(
+        engine, "evaluate_split", lambda *args: {"loss": 1.0, "accuracy": 0.5, "macro_f1": next(scores)}
+    )
+    run = train(tiny_config, tmp_path / "run", progress=False)
+    monkeypatch.setattr(engine, "evaluate_split", real)
+    assert not (run / "refit").exists()
+    real_save = engine.save_checkpoint
+
+    def crash_in_the_refit(path, payload):
+        if path.parent.name == "refit" and path.name == "last.pt" and payload["epoch"] == 2:
+            raise KeyboardInterrupt
+        real_save(path, payload)
+
+    monkeypatch.setattr(engine, "save_checkpoint", crash_in_the_refit)
+    with pytest.raises(KeyboardInterrupt):
+        train(replace(tiny_config, refit=True), run, resume=True, progress=False)
+    monkeypatch.setattr(engine, "save_checkpoint", real_save)
+    assert not (run / "refit" / "metrics.json").exists()
+    train(replace(tiny_config, refit=True), run, resume=True, progress=False)
+    assert [int(row["epoch"]) for row in history(run / "refit")] == [1, 2, 3]
+    assert json.loads((run / "metrics.json").read_text())["refit"]["epochs"] == 3
+
+
+def test_a_resumed_run_keeps_what_auto_chose_when_it_started(tiny_config, tmp_path, monkeypatch, caplog):
+    from harkit import hardware
+
+    config = replace(tiny_config, precision="auto", compile="auto")
+    real_save = engine.save_checkpoint
+
+    def crash_at_epoch_2(path, payload):
+        if payload["epoch"] == 2:
+            raise KeyboardInterrupt
+        real_save(path, payload)
+
+    monkeypatch.setattr(engine, "save_checkpoint", crash_at_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "run", progress=False, evaluate=False)
+    monkeypatch.setattr(engine, "save_checkpoint", real_save)
+    started = json.loads((tmp_path / "run" / "config.json").read_text())["resolved"]
+    assert (started["precision"], started["compile"]) == ("fp32", False)
+
+    def other_machine(*args, **kwargs):
+        raise AssertionError("a resumed run probed the machine again")
+
+    monkeypatch.setattr(hardware, "resolve_precision", other_machine)
+    monkeypatch.setattr(hardware, "resolve_compile", other_machine)
+    caplog.set_level("INFO")
+    train(config, tmp_path / "run", resume=True, progress=False, evaluate=False)
+    assert any("precision fp32 (as the run chose" in message for message in caplog.messages)

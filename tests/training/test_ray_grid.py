@@ -62,6 +62,28 @@ def test_grid_on_ray_trains_skips_and_records_failures(tiny_config, tmp_path, lo
     assert statuses == {tmp_path / "two-threads": "finished"}
 
 
+def test_folds_on_ray_train_each_fold_as_a_task_and_match_the_local_ones(tiny_config, tmp_path, local_ray):
+    from harkit.training.crossval import cross_validate
+
+    base = replace(tiny_config, epochs=1, precision="fp32", compile=False, threads=1, val_fraction=0.0)
+    local = cross_validate(base, tmp_path / "local", "2", progress=False)
+    broken = tmp_path / "ray" / "fold-01"
+    broken.mkdir(parents=True)
+    (broken / "last.pt").write_bytes(b"not a checkpoint")  # this fold's resume fails inside its task
+    lines = []
+    summary = cross_validate(base, tmp_path / "ray", "2", say=lines.append, ray=True)
+    assert [row["fold"] for row in summary["folds"]] == [0] and not summary["complete"]
+    assert (broken / "error.txt").is_file()
+    assert any("fold 0" in line and "finished" in line for line in lines)
+    assert any("fold 1" in line and "failed" in line for line in lines)
+    (broken / "last.pt").unlink()
+    summary = cross_validate(base, tmp_path / "ray", "2", say=lines.append, ray=True)
+    assert summary["complete"]
+    # the same seed and folds give the same scores as training the folds one after another here
+    for here, there in zip(local["folds"], summary["folds"], strict=True):
+        assert here["accuracy"] == pytest.approx(there["accuracy"]) and here["fold"] == there["fold"]
+
+
 def test_without_ray_installed_the_message_says_how(monkeypatch):
     import builtins
 

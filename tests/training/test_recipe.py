@@ -35,7 +35,8 @@ def test_small_data_gets_enough_updates_and_large_data_full_batches():
     assert large.batch_size == 128 and large.steps_per_epoch == 55
     assert large.epochs == math.ceil(recipe.MIN_STEPS / 55) and large.total_steps >= recipe.MIN_STEPS
     assert resolve(100_000).epochs == recipe.MIN_EPOCHS
-    assert large.patience == 10 and small.patience == recipe.MAX_EPOCHS // 4  # max(10, epochs // 4)
+    assert large.patience is None and small.patience is None  # the cosine schedule runs to its end
+    assert resolve(7000, schedule="step").patience == 10 and resolve(32, schedule="constant").patience == 75
     assert large.schedule == "cosine" and large.warmup_steps == round(0.05 * large.total_steps)
     assert large.bn_recalibrate and large.label_smoothing == 0.1
     assert set(large.auto) == set(recipe.RESOLVED_FIELDS)

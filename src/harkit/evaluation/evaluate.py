@@ -81,7 +81,10 @@ def evaluate_run(
         "final_train_loss": history[-1]["train_loss"] if history else None,
         "test_subjects": prepared.meta["subjects"]["test"],
     }
-    _write_tables(run, metrics, classes)
+    previous = opened.metrics or {}
+    if "refit" in previous:  # the scores of the run's refit (harkit.training.engine.refit) stay
+        metrics["refit"] = previous["refit"]
+    write_tables(run, metrics, classes)
     if plots:
         from harkit.evaluation.plots import plot_run
 
@@ -115,7 +118,8 @@ def evaluate_folds(
     return write_fold_summary(folder, first.config["dataset"], first.config["model"], scheme, total, rows)
 
 
-def _write_tables(run: Path, metrics: dict, classes: list[str]) -> None:
+def write_tables(run: Path, metrics: dict, classes: list[str]) -> None:
+    """`per_class.csv` and `confusion.csv` of a run's test metrics."""
     with open(run / "per_class.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["class", "precision", "recall", "f1", "support", "proportion"])
         writer.writeheader()

@@ -14,7 +14,7 @@ from harkit.datasets import SubjectSplit, prepare
 from harkit.datasets.splits import count_folds
 from harkit.runs import fold_row, write_fold_summary
 from harkit.training.engine import TrainConfig, train
-from harkit.training.grid import Countdown
+from harkit.training.grid import Countdown, cell_detail
 
 
 def parse_folds(text: str | None) -> list[int] | None:
@@ -40,12 +40,15 @@ def cross_validate(
     progress: bool = True,
     only: Sequence[int] | None = None,
     say: Callable[[str], None] | None = None,
+    ray: bool = False,
 ) -> dict:
     """Train one model per fold of `scheme` (`loso` or a number of folds) into `out/fold-NN`.
 
     Finished folds are kept, so an interrupted cross-validation resumes where it stopped. `only` trains a subset
     of the folds (numbered from 0, as the `fold-NN` folders); the summary names the folds it covers. `say`
     receives one line per fold ("fold 2 (3 of 5), test subjects 3: ..." with an ETA); by default they are logged.
+    With `ray`, each fold is a Ray task (harkit.training.ray_grid); a fold that fails there is recorded in its
+    `error.txt`, and the summary covers the folds that finished.
     """
     out = Path(out)
     first = SubjectSplit.parse(scheme, 0)
@@ -63,13 +66,17 @@ def cross_validate(
         raise HarkitError(f"--only {missing}: this {scheme} split has folds 0..{total - 1}")
     loso_subjects = np.unique(subjects) if first.kind == "loso" else None
     countdown = Countdown(len(folds), say)
-    rows = []
-    for fold in folds:
-        fold_config = replace(config, split=SubjectSplit.parse(scheme, fold))
-        run = out / f"fold-{fold:02d}"
+
+    def describe(fold: int) -> str:
         what = f"fold {fold} of {total}"
-        if loso_subjects is not None:
-            what += f", test subject {loso_subjects[fold]}"
+        return what + (f", test subject {loso_subjects[fold]}" if loso_subjects is not None else "")
+
+    cells = [(replace(config, split=SubjectSplit.parse(scheme, fold)), out / f"fold-{fold:02d}") for fold in folds]
+    if ray:
+        return _cross_validate_on_ray(config, out, scheme, total, folds, cells, describe, countdown)
+    rows = []
+    for fold, (fold_config, run) in zip(folds, cells, strict=True):
+        what = describe(fold)
         finished = (run / "metrics.json").is_file()
         if not finished or overwrite:
             countdown.start(what)
@@ -80,8 +87,25 @@ def cross_validate(
                 overwrite=overwrite and finished,
                 progress=progress,
             )
-        metrics = json.loads((run / "metrics.json").read_text())
-        rows.append(fold_row(fold, metrics))
-        detail = f" (accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f})"
-        countdown.finish(what, "finished" if not finished or overwrite else "skipped", detail)
+        rows.append(fold_row(fold, json.loads((run / "metrics.json").read_text())))
+        countdown.finish(what, "finished" if not finished or overwrite else "skipped", cell_detail(run))
     return write_fold_summary(out, config.dataset, config.model, scheme, total, rows)
+
+
+def _cross_validate_on_ray(config, out, scheme, total, folds, cells, describe, countdown) -> dict:
+    from harkit.training.ray_grid import run_on_ray
+
+    fold_of = {run: fold for fold, (_, run) in zip(folds, cells, strict=True)}
+    rows = {}
+
+    def on_finish(_, run: Path, status: str) -> None:
+        fold = fold_of[run]
+        if status != "failed":
+            rows[fold] = fold_row(fold, json.loads((run / "metrics.json").read_text()))
+        countdown.finish(describe(fold), status, cell_detail(run) if status != "skipped" else "")
+
+    countdown.say(f"{len(cells)} folds as Ray tasks")
+    run_on_ray(cells, on_finish)
+    if not rows:
+        raise HarkitError(f"every fold failed on Ray; each fold's error.txt in {out} says why")
+    return write_fold_summary(out, config.dataset, config.model, scheme, total, [rows[f] for f in sorted(rows)])

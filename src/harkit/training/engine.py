@@ -80,6 +80,9 @@ class TrainConfig:
     compile: bool | str = "auto"
     init_from: str | None = None  # a run directory whose feature weights start this model
     freeze_features: bool = False
+    # After training, train again on all training subjects (validation included) for the best epoch count
+    # validation chose, into `refit/` inside the run; both test scores are reported.
+    refit: bool = False
     device: str = "auto"
     threads: int | None = None
     seed: int = 0
@@ -318,18 +321,24 @@ def train(
     hyper-parameter search reports to its pruner there).
     """
     out = Path(out)
+    if config.refit and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise HarkitError("--refit runs in one process; train under torchrun without it, then refit with one process")
     if resume and _is_finished(out):
         log.info("%s is already finished", out)
+        if config.refit or Run(out).config.get("refit"):
+            refit(out, progress)
         return out
     group, device = init_distributed(config.device)
     if group.main:
         _check_run_dir(out, resume, overwrite)
         remove_staging(out)  # half-written files of a run killed mid-write
     group.barrier()
+    chosen = {}  # what `auto` chose when the run started: a resumed run keeps it rather than probing again
     if resume and (out / "config.json").is_file():
         from harkit.training.resume import resume_config
 
         config = resume_config(out, config)  # other options than the run's are refused, naming each
+        chosen = json.loads((out / "config.json").read_text()).get("resolved", {})
     model_options(config.model)  # an unknown model name fails here, before any data is read
     if config.epochs is not None and config.epochs < 1:
         raise HarkitError(f"epochs must be at least 1, got {config.epochs}")
@@ -338,9 +347,12 @@ def train(
     from harkit.hardware import agree, resolve_compile, resolve_precision
 
     # `auto` measures this machine once (cached); under torchrun the main process decides for all.
-    precision, precision_reason = agree(
-        resolve_precision(device, config.precision) if group.main else (None, None), group.world
-    )
+    if config.precision == "auto" and "precision" in chosen:
+        precision, precision_reason = chosen["precision"], f"as the run chose: {chosen.get('precision_reason')}"
+    else:
+        precision, precision_reason = agree(
+            resolve_precision(device, config.precision) if group.main else (None, None), group.world
+        )
     autocast, scale_gradients, precision = autocast_for(device, precision)
 
     if prepared is None:
@@ -384,7 +396,9 @@ def train(
         recipe_module.log_resolved(resolved)
     recalibrate = resolved.bn_recalibrate and recipe_module.has_batch_norm(model)
     use_compile, compile_reason = False, "closed-form fit"
-    if not callable(getattr(model, "fit", None)):
+    if config.compile == "auto" and "compile" in chosen:
+        use_compile, compile_reason = chosen["compile"], f"as the run chose: {chosen.get('compile_reason')}"
+    elif not callable(getattr(model, "fit", None)):
         steps = config.epochs * math.ceil(len(y_train) // group.world / max(1, config.batch_size // group.world))
         use_compile, compile_reason = agree(
             resolve_compile(config.compile, device, precision, steps, config.batch_size)
@@ -639,7 +653,47 @@ def train(
     if group.world > 1:
         group.barrier()
         torch.distributed.destroy_process_group()
+    if config.refit and evaluate and has_val:
+        refit(out, progress)
     return out
+
+
+def refit(out: Path | str, progress: bool = True) -> dict:
+    """Train the finished run `out` again on all its training subjects, validation included, into `out/refit`.
+
+    The refit has the run's resolved recipe, precision and compile, for as many epochs as the best epoch on
+    validation (the schedule is laid over those epochs); it keeps its last epoch, as nothing is left to
+    validate on. Its test scores are added to the run's `metrics.json` under `refit`; returns them. An
+    interrupted refit resumes.
+    """
+    out = Path(out)
+    run = Run(out)
+    metrics = run.metrics
+    if metrics is None:
+        raise HarkitError(f"{out} is not a finished run: train it to the end before refitting")
+    saved = run.config
+    resolved = saved.get("resolved", {})
+    config = replace(
+        TrainConfig.from_json(saved),
+        val_fraction=0.0,
+        epochs=int(metrics["best_epoch"]),
+        patience=None,
+        refit=False,
+        precision=resolved.get("precision", saved.get("precision", "auto")),
+        compile=resolved.get("compile", saved.get("compile", "auto")),
+    )
+    log.info("refit on all training subjects for %d epochs, into %s", config.epochs, out / "refit")
+    refitted = train(config, out / "refit", resume=True, progress=progress)
+    scores = json.loads((refitted / "metrics.json").read_text())
+    summary = {
+        "run": "refit",
+        "epochs": config.epochs,
+        "accuracy": scores["accuracy"],
+        "macro_f1": scores["macro_f1"],
+        "train_subjects": json.loads((refitted / "dataset.json").read_text())["subjects"]["train"],
+    }
+    write_text_whole(out / "metrics.json", json.dumps(metrics | {"refit": summary}, indent=2))
+    return summary
 
 
 def _write_history(out: Path, history: list[dict]) -> None:

@@ -58,7 +58,8 @@ class Countdown:
         self.say(f"[{self.done} of {self.total}] {what}: {shown}{detail}{self.eta()}")
 
 
-def _cell_detail(path: Path) -> str:
+def cell_detail(path: Path) -> str:
+    """A run's scores for its "finished" line, or where its error is written."""
     if (path / "metrics.json").is_file():
         metrics = json.loads((path / "metrics.json").read_text())
         return f" (accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f})"
@@ -104,13 +105,13 @@ def run_grid(
     if ray:  # one Ray task per run, locally or on the cluster RAY_ADDRESS names (training/ray_grid.py)
         from harkit.training.ray_grid import run_on_ray
 
-        run_on_ray(cells, lambda c, p, status: countdown.finish(name(c), status, _cell_detail(p)))
+        run_on_ray(cells, lambda c, p, status: countdown.finish(name(c), status, cell_detail(p)))
     elif workers <= 1:
         for config, path in cells:
             if not (path / "metrics.json").is_file():
                 countdown.start(name(config))
             status = run_cell(config, path, progress)
-            countdown.finish(name(config), status, _cell_detail(path) if status != "skipped" else "")
+            countdown.finish(name(config), status, cell_detail(path) if status != "skipped" else "")
     else:
         # Threads are shared out among the workers; spawn keeps each worker's PyTorch state its own.
         threads = max(1, len(os.sched_getaffinity(0)) // workers)
@@ -130,5 +131,5 @@ def run_grid(
             }
             for future in as_completed(futures):
                 config, path = futures[future]
-                countdown.finish(name(config), future.result(), _cell_detail(path))
+                countdown.finish(name(config), future.result(), cell_detail(path))
     return write_report(root)

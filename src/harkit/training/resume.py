@@ -1,4 +1,4 @@
-"""Resuming a run: the options given now must be those the run was started with, except for more epochs."""
+"""Resuming a run: the options given now must be those the run was started with, except more epochs or a refit."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ class TrainConfig(Protocol):
     """What resuming needs of `harkit.training.engine.TrainConfig` (named here: this module sits below the engine)."""
 
     epochs: int | None
+    refit: bool
 
     def to_json(self) -> dict: ...
 
@@ -41,6 +42,8 @@ def resume_config(out: Path, config: TrainConfig) -> TrainConfig:
             continue
         if name == "epochs" and before.get(name) is not None and value > before[name]:
             continue
+        if name == "refit" and value:  # a refit can be asked for later; it changes nothing in the run itself
+            continue
         differences.append(f"{name}: the run has {_show(before.get(name))}, now {_show(value)}")
     if differences:
         raise HarkitError(
@@ -48,8 +51,9 @@ def resume_config(out: Path, config: TrainConfig) -> TrainConfig:
             f"{'; '.join(differences)}. Give the run's options again (see {path}), only more --epochs, "
             "or train into another --out"
         )
-    if config.epochs is not None and config.epochs != saved.epochs:
-        saved_json["epochs"] = config.epochs
+    if (config.epochs is not None and config.epochs != saved.epochs) or config.refit != saved.refit:
+        saved_json["epochs"] = config.epochs or saved.epochs
+        saved_json["refit"] = saved.refit or config.refit
         staging = path.with_suffix(".json.tmp")
         staging.write_text(json.dumps(saved_json, indent=2))
         staging.replace(path)
