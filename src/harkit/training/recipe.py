@@ -6,7 +6,8 @@ batches: a batch of about 1/16 of the training windows (8 to 128), at least `MIN
 least 30 epochs, a linear warm-up then a cosine decay counted in steps and run to its end (no early
 stopping: the epochs at a high learning rate are the noisiest, and on HAPT a patience of a quarter of the
 epochs stopped one seed at epoch 16 of 43 on an early, noisy best), BatchNorm statistics re-estimated on
-training windows before each validation, label smoothing 0.1, and augmentation by time shift, scaling and jitter (shift 0.1, scale 0.1, jitter 0.05).
+training windows before each validation, label smoothing 0.1, and augmentation by time shift, scaling and
+jitter (shift 0.1, scale 0.1, jitter 0.05).
 
 `article` is the SANN article's recipe exactly: AdamW (lr 5e-4, weight decay 1e-3), batch 128, 30 epochs,
 StepLR every epochs // 3 epochs with gamma 0.5, plain cross-entropy.
