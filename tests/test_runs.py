@@ -4,6 +4,7 @@ import json
 import shutil
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -99,7 +100,7 @@ def test_a_run_records_where_its_data_is(folder_run):
     run, data = folder_run
     source = json.loads((run / "source.json").read_text())
     assert source["dataset_path"] == str(data.resolve())
-    assert source["fingerprint"].startswith("tree:")
+    assert source["fingerprint"].startswith("files:")  # the recordings harkit read, not the whole folder
     assert (run / "harkit.toml").read_text() == (data / "harkit.toml").read_text()
 
 
@@ -124,6 +125,43 @@ def test_a_run_evaluates_from_anywhere_and_after_its_data_moved(folder_run, tmp_
         evaluate_run(run, plots=False, latency_repeats=1, data_dir=tmp_path / "typo")
     again = evaluate_run(run, plots=False, latency_repeats=1, data_dir=moved)
     assert again["accuracy"] == reference["accuracy"] and again["macro_f1"] == reference["macro_f1"]
+
+
+@pytest.mark.parametrize("kind", ["ts", "npz"])
+def test_runs_of_ts_and_npz_data_find_it_after_it_moved(kind, tmp_path, monkeypatch, caplog):
+    from tests.datasets.test_formats import random_rows, ts_file
+
+    rng = np.random.default_rng(0)
+    home = tmp_path / "home"
+    if kind == "ts":
+        data = home / "toy"
+        data.mkdir(parents=True)
+        ts_file(data / "Toy_TRAIN.ts", random_rows(rng, 40, (16,)))
+        ts_file(data / "Toy_TEST.ts", random_rows(rng, 12, (16,)))
+    else:
+        home.mkdir()
+        data = home / "toy.npz"
+        np.savez(data, x=rng.normal(size=(60, 16, 2)), y=np.arange(60) % 3, subject=np.arange(60) % 6 + 1)
+    monkeypatch.chdir(home)
+    config = TrainConfig(
+        dataset=data.name, model="cnn", epochs=1, batch_size=8, model_options={"width": 0.125}, threads=1
+    )
+    run = train(config, "run", progress=False).resolve()
+    assert json.loads((run / "source.json").read_text())["dataset_path"] == str(data.resolve())
+    reference = json.loads((run / "metrics.json").read_text())["accuracy"]
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    shutil.move(data, moved / data.name)
+    shutil.rmtree(tmp_path / "cache")  # no cached arrays to fall back on: the data itself must be found
+    with pytest.raises(HarkitError, match="is not found"):
+        evaluate_run(run, plots=False, latency_repeats=1)
+    with pytest.raises(HarkitError, match=r"holds no harkit\.toml, no NAME_TRAIN\.ts"):
+        evaluate_run(run, plots=False, latency_repeats=1, data_dir=tmp_path)
+    caplog.clear()
+    # the folder it moved into, or the dataset itself
+    for place in (moved, moved / data.name):
+        assert evaluate_run(run, plots=False, latency_repeats=1, data_dir=place)["accuracy"] == reference
+    assert not any("differ from those the run was trained on" in message for message in caplog.messages)
 
 
 def test_predict_works_from_anywhere(folder_run, tmp_path, monkeypatch):

@@ -147,12 +147,12 @@ class Run:
         config = PrepareConfig(**{f.name: values[f.name] for f in fields(PrepareConfig) if f.name in values})
         options = self.config.get("dataset_options") or {}
         source = self.source
-        if data_dir is not None and not Path(data_dir).is_dir():
+        if data_dir is not None and not Path(data_dir).exists():
             raise HarkitError(f"--data-dir {data_dir} does not exist; pass the folder where the run's data is now")
         key, where = self._locate(source, data_dir)
         if key is not None:
             if data_dir is not None and source.get("fingerprint") and source.get("dataset_path"):
-                _warn_if_changed(Path(key), source["fingerprint"])
+                _warn_if_changed(Path(key), source["fingerprint"], options)
             folder_dataset = source.get("dataset_path") is not None
             return prepare(
                 key,
@@ -175,15 +175,21 @@ class Run:
     def _locate(self, source: dict, data_dir: Path | str | None) -> tuple[str | None, str | None]:
         """(dataset key or folder, data folder) to prepare from; (None, None) when the data is not found."""
         if source.get("dataset_path") or _is_folder_dataset(source["dataset"]):
-            if data_dir is not None and not (Path(data_dir) / TOML_COPY).is_file():
+            from harkit.datasets.paths import is_dataset_path
+
+            original = Path(source.get("dataset_path") or source["dataset"])
+            if data_dir is not None:  # the dataset itself, or the folder it was moved into
+                for candidate in (Path(data_dir), Path(data_dir) / original.name):
+                    if is_dataset_path(candidate):
+                        return str(candidate.resolve()), None
+                hint = f" (its description is copied in {self.path / TOML_COPY})" if original.suffix != ".npz" else ""
                 raise HarkitError(
-                    f"--data-dir {data_dir} holds no {TOML_COPY}; pass the folder of recordings this run was "
-                    f"trained on (its description is copied in {self.path / TOML_COPY})"
+                    f"--data-dir {data_dir} holds no {TOML_COPY}, no NAME_TRAIN.ts / NAME_TEST.ts pair and no "
+                    f"{original.name}; pass the folder (or .npz file) this run was trained on{hint}"
                 )
-            candidates = [data_dir, source.get("dataset_path"), source["dataset"]]
-            for candidate in candidates:
-                if candidate is not None and (Path(candidate) / TOML_COPY).is_file():
-                    return str(Path(candidate).resolve()), None
+            for candidate in (original, Path(source["dataset"])):
+                if is_dataset_path(candidate):
+                    return str(candidate.resolve()), None
             return None, None
         candidates = [data_dir] if data_dir is not None else [source.get("data_dir"), self.config.get("data_dir")]
         if all(candidate is None for candidate in candidates):
@@ -215,14 +221,19 @@ def _is_folder_dataset(key: str) -> bool:
     return key not in list_datasets()
 
 
-def _warn_if_changed(folder: Path, fingerprint: str) -> None:
+def _warn_if_changed(place: Path, fingerprint: str, options: dict) -> None:
     from harkit.datasets.download import tree_fingerprint
+    from harkit.datasets.paths import dataset_from_path
 
-    if tree_fingerprint(folder) != fingerprint:
+    if fingerprint.startswith("tree:"):  # runs written before readers fingerprinted what they read
+        now = tree_fingerprint(place)
+    else:
+        now = dataset_from_path(place, **options).find(None, place, False)[1]
+    if now != fingerprint:
         log.warning(
             "the recordings in %s differ from those the run was trained on (files, sizes or dates changed); "
             "its results may not be comparable",
-            folder,
+            place,
         )
 
 
@@ -244,17 +255,16 @@ def record_source(out: Path, dataset: str, data_dir: str | None, meta: dict) -> 
     With these a run is evaluated, explained and used for prediction from any working directory, and its
     data is found (or named) after the folder moved.
     """
-    source: dict = {"dataset": dataset, "data_dir": str(Path(data_dir).resolve()) if data_dir else None}
-    fingerprint = meta.get("fingerprint")
-    if _is_folder_dataset(dataset) and (Path(dataset) / TOML_COPY).is_file():
-        from harkit.datasets.download import tree_fingerprint
+    from harkit.datasets.paths import is_dataset_path
 
-        folder = Path(dataset).resolve()
-        source["dataset_path"] = str(folder)
-        fingerprint = fingerprint or tree_fingerprint(folder)
-        with contextlib.suppress(OSError):
-            shutil.copyfile(folder / TOML_COPY, out / TOML_COPY)
-    source["fingerprint"] = fingerprint
+    source: dict = {"dataset": dataset, "data_dir": str(Path(data_dir).resolve()) if data_dir else None}
+    if _is_folder_dataset(dataset) and is_dataset_path(dataset):  # a harkit.toml folder, a .ts pair, an .npz
+        place = Path(dataset).resolve()
+        source["dataset_path"] = str(place)
+        if (place / TOML_COPY).is_file():
+            with contextlib.suppress(OSError):
+                shutil.copyfile(place / TOML_COPY, out / TOML_COPY)
+    source["fingerprint"] = meta.get("fingerprint")  # the reader's own, from harkit.datasets.prepare
     source["cache"] = meta.get("cache")
     (out / SOURCE_FILE).write_text(json.dumps(source, indent=2))
 

@@ -368,5 +368,6 @@ def prepare(
         prepared.meta["cache"] = str(folder)
         if use_cache:
             _save(prepared, folder)
+    prepared.meta["fingerprint"] = fingerprint  # what was read, by the reader's own measure (runs record it)
     _report_subjects(prepared.meta, config)
     return prepared
