@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from harkit.models import model_options
 from tests.fixtures import raw
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +74,8 @@ def shrink(tokens: list[str]) -> list[str]:
             tokens[index] = value(tokens[index])
     if tokens[1] in ("train", "benchmark", "tune") and "--epochs" not in tokens:
         tokens += ["--epochs", "1"]
-    if tokens[1] == "train" and "--width" not in tokens:
+    model = tokens[tokens.index("--model") + 1] if "--model" in tokens else "sann"
+    if tokens[1] == "train" and "--width" not in tokens and "width" in model_options(model):
         tokens += ["--width", "0.25"]
     return tokens
 
@@ -89,9 +91,10 @@ def write_hapt(folder: Path, subjects=(1, 2, 3, 4, 5), samples: int = 300) -> No
         activity = np.repeat(np.arange(6), samples)
         # Each activity its own frequency, so a model can learn something in one epoch.
         acc = np.sin(2 * np.pi * (activity + 1)[:, None] * t[:, None] * [1, 1.3, 0.7]) + rng.normal(0, 0.1, (len(t), 3))
+        experiment = 2 * subject - 1  # as in HAPT: user 2 recorded experiments 3 and 4
         for name, values in (("acc", acc), ("gyro", -acc)):
-            np.savetxt(raw_dir / f"{name}_exp{subject:02d}_user{subject:02d}.txt", values, fmt="%.7e")
-        labels += [(subject, subject, a + 1, a * samples, (a + 1) * samples - 1) for a in range(6)]
+            np.savetxt(raw_dir / f"{name}_exp{experiment:02d}_user{subject:02d}.txt", values, fmt="%.7e")
+        labels += [(experiment, subject, a + 1, a * samples, (a + 1) * samples - 1) for a in range(6)]
     np.savetxt(raw_dir / "labels.txt", np.array(labels), fmt="%d")
 
 
@@ -103,6 +106,7 @@ def checkout(tmp_path, monkeypatch):
     raw.write_uci_har(data)
     main = tmp_path / "main"
     shutil.copytree(ROOT / "scripts", main / "scripts")
+    shutil.copytree(ROOT / "examples", main / "examples")
     (main / "scripts" / "setup.sh").write_text("#!/usr/bin/env bash\n")  # the environment is set up already
     (main / ".venv" / "bin").mkdir(parents=True)
     (main / ".venv" / "bin" / "activate").write_text(f'export PATH="{Path(sys.executable).parent}:$PATH"\n')
@@ -121,6 +125,10 @@ def run_command(command: str, checkout: Path) -> str:
         output = result.stdout + result.stderr
         assert result.returncode == 0, f"{command} failed:\n{output}"
         return output
+    if tokens[0] == "python" and tokens[1].startswith("examples/"):
+        result = subprocess.run([sys.executable, *tokens[1:]], cwd=checkout, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"{command} failed:\n{result.stdout + result.stderr}"
+        return result.stdout
     assert tokens[0] == "harkit", f"README command {command!r} is neither run nor listed in SKIP with a reason"
     from harkit.cli import app
 
