@@ -126,7 +126,9 @@ def run_command(command: str, checkout: Path) -> str:
         assert result.returncode == 0, f"{command} failed:\n{output}"
         return output
     if tokens[0] == "python" and tokens[1].startswith("examples/"):
-        result = subprocess.run([sys.executable, *tokens[1:]], cwd=checkout, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, *tokens[1:]], cwd=checkout, capture_output=True, text=True, timeout=300
+        )
         assert result.returncode == 0, f"{command} failed:\n{result.stdout + result.stderr}"
         return result.stdout
     assert tokens[0] == "harkit", f"README command {command!r} is neither run nor listed in SKIP with a reason"

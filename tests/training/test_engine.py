@@ -18,6 +18,19 @@ def history(run):
         return list(csv.DictReader(handle))
 
 
+def interrupt_when(monkeypatch, condition):
+    """Make saving a checkpoint raise KeyboardInterrupt when `condition(path, payload)`; returns the real save."""
+    real_save = engine.save_checkpoint
+
+    def save(path, payload):
+        if condition(path, payload):
+            raise KeyboardInterrupt
+        real_save(path, payload)
+
+    monkeypatch.setattr(engine, "save_checkpoint", save)
+    return real_save
+
+
 def test_a_run_directory_holds_everything(tiny_config, tmp_path):
     run = train(replace(tiny_config, recipe="article"), tmp_path / "run", progress=False)
     for name in ("config.json", "history.csv", "best.pt", "last.pt", "metrics.json", "per_class.csv", "confusion.csv"):
@@ -49,14 +62,7 @@ def test_same_seed_same_numbers_on_cpu(tiny_config, tmp_path):
 def test_interrupted_run_resumes_to_the_same_result(tiny_config, tmp_path, monkeypatch):
     whole = history(train(tiny_config, tmp_path / "whole", progress=False, evaluate=False))
 
-    real_save = engine.save_checkpoint
-
-    def crash_at_epoch_3(path, payload):
-        if payload["epoch"] == 3:
-            raise KeyboardInterrupt
-        real_save(path, payload)
-
-    monkeypatch.setattr(engine, "save_checkpoint", crash_at_epoch_3)
+    real_save = interrupt_when(monkeypatch, lambda path, payload: payload["epoch"] == 3)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config, tmp_path / "broken", progress=False, evaluate=False)
     monkeypatch.setattr(engine, "save_checkpoint", real_save)
@@ -269,14 +275,10 @@ def test_a_refit_can_be_asked_for_after_the_run_and_resumes(tiny_config, tmp_pat
     run = train(tiny_config, tmp_path / "run", progress=False)
     monkeypatch.setattr(engine, "evaluate_split", real)
     assert not (run / "refit").exists()
-    real_save = engine.save_checkpoint
-
-    def crash_in_the_refit(path, payload):
-        if path.parent.name == "refit" and path.name == "last.pt" and payload["epoch"] == 2:
-            raise KeyboardInterrupt
-        real_save(path, payload)
-
-    monkeypatch.setattr(engine, "save_checkpoint", crash_in_the_refit)
+    real_save = interrupt_when(
+        monkeypatch,
+        lambda path, payload: path.parent.name == "refit" and path.name == "last.pt" and payload["epoch"] == 2,
+    )
     with pytest.raises(KeyboardInterrupt):
         train(replace(tiny_config, refit=True), run, resume=True, progress=False)
     monkeypatch.setattr(engine, "save_checkpoint", real_save)
@@ -290,14 +292,7 @@ def test_a_resumed_run_keeps_what_auto_chose_when_it_started(tiny_config, tmp_pa
     from harkit import hardware
 
     config = replace(tiny_config, precision="auto", compile="auto")
-    real_save = engine.save_checkpoint
-
-    def crash_at_epoch_2(path, payload):
-        if payload["epoch"] == 2:
-            raise KeyboardInterrupt
-        real_save(path, payload)
-
-    monkeypatch.setattr(engine, "save_checkpoint", crash_at_epoch_2)
+    real_save = interrupt_when(monkeypatch, lambda path, payload: payload["epoch"] == 2)
     with pytest.raises(KeyboardInterrupt):
         train(config, tmp_path / "run", progress=False, evaluate=False)
     monkeypatch.setattr(engine, "save_checkpoint", real_save)

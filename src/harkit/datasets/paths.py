@@ -24,14 +24,6 @@ def is_dataset_path(path: Path | str) -> bool:
     return path.is_file() and path.suffix.lower() == ".npz"
 
 
-def is_dataset_path(path: Path | str) -> bool:
-    """Whether `path` holds a dataset harkit reads: a harkit.toml folder, a .ts pair's folder or an .npz file."""
-    path = Path(path)
-    if path.is_dir():
-        return (path / DESCRIPTION).is_file() or any(path.glob("*_TRAIN.ts"))
-    return path.is_file() and path.suffix.lower() == ".npz"
-
-
 def dataset_from_path(path: Path, **options) -> Dataset:
     """The dataset stored at `path`; reader options (`--option`) go to its reader."""
     path = Path(path)
