@@ -400,6 +400,9 @@ def train(
     train_subjects: Annotated[str | None, typer.Option(help="Only these subjects train, e.g. 1,3,5.")] = None,
     init_from: Annotated[Path | None, typer.Option(help="Start from the feature weights of this run.")] = None,
     freeze_features: Annotated[bool, typer.Option(help="With --init-from: train the head only.")] = False,
+    keep: Annotated[
+        str, typer.Option(help="The model kept: best (on validation macro F1) or last (the final epoch's).")
+    ] = "best",
     refit: Annotated[
         bool,
         typer.Option(
@@ -442,6 +445,7 @@ def train(
             compile="auto" if compile is None else compile,
             init_from=str(init_from) if init_from else None,
             freeze_features=freeze_features,
+            keep=keep,
             refit=refit,
             train_subjects=int_list("train_subjects", train_subjects, "subject number") if train_subjects else None,
             threads=threads,

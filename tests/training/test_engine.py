@@ -91,6 +91,19 @@ def test_early_stopping_on_validation_macro_f1(tiny_config, tmp_path, monkeypatc
     assert len(rows) == 7 and checkpoint_module.load_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == 4
 
 
+@pytest.mark.parametrize(("keep", "kept"), [("best", 1), ("last", 4)])
+def test_the_model_kept_is_the_best_on_validation_or_the_last(keep, kept, tiny_config, tmp_path, monkeypatch):
+    scores = iter([0.9, 0.5, 0.6, 0.7])  # validation macro F1 falls after epoch 1
+    monkeypatch.setattr(
+        engine, "evaluate_split", lambda *args: {"loss": 1.0, "accuracy": 0.5, "macro_f1": next(scores)}
+    )
+    train(replace(tiny_config, epochs=4, keep=keep), tmp_path / "run", progress=False, evaluate=False)
+    assert checkpoint_module.load_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == kept
+    assert len(history(tmp_path / "run")) == 4 and history(tmp_path / "run")[3]["val_macro_f1"] == "0.7"
+    with pytest.raises(HarkitError, match="unknown --keep 'first'"):
+        replace(tiny_config, keep="first")
+
+
 def test_ties_in_validation_macro_f1_go_to_the_lower_validation_loss(tiny_config, tmp_path, monkeypatch):
     scores = iter([(1.0, 0.9), (0.8, 0.9), (0.9, 0.9), (0.5, 0.8)])  # (loss, macro F1) per epoch
     monkeypatch.setattr(
