@@ -174,6 +174,32 @@ def test_predict_works_from_anywhere(folder_run, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
 
 
+def test_predict_reads_time_as_the_training_recordings_write_it(tmp_path, monkeypatch):
+    import pandas as pd
+
+    data = tmp_path / "data"
+    write_template(data)
+    for csv in data.glob("*.csv"):  # epoch milliseconds, as a phone app writes them
+        frame = pd.read_csv(csv)
+        frame["timestamp"] = (1_700_000_000 + frame["timestamp"]) * 1000
+        frame.to_csv(csv, index=False)
+    toml = data / "harkit.toml"
+    toml.write_text(
+        toml.read_text().replace(
+            'timestamp_column = "timestamp"', 'timestamp_column = "timestamp"\ntimestamp_unit = "ms"', 1
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    config = TrainConfig(dataset="data", model="cnn", epochs=1, batch_size=8, window=64, model_options={"width": 0.125})
+    run = train(config, "run", progress=False)
+    from harkit.predict import predict_recording
+
+    recording = next(iter(sorted(data.glob("*.csv"))))
+    result = predict_recording(run, recording, plot=False)
+    assert result["rate_source"] == "timestamps" and result["rate"] == pytest.approx(50, rel=1e-3)
+    assert result["timeline"]["start_s"].iloc[0] == pytest.approx(pd.read_csv(recording)["timestamp"].iloc[0] / 1000)
+
+
 def test_evaluate_on_a_cross_validation_folder_evaluates_every_fold(hapt_dir, tmp_path):
     out = tmp_path / "cv"
     args = ["--dataset", "hapt", "--model", "cnn", "--data-dir", hapt_dir, "--window", 32, "--epochs", 1]

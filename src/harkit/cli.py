@@ -707,6 +707,10 @@ def predict(
     smooth: Annotated[
         float | None, typer.Option(help="Minimum segment duration in seconds; shorter ones merge into a neighbour.")
     ] = None,
+    timestamp_unit: Annotated[
+        str | None,
+        typer.Option(help="Timestamps are epoch numbers in s, ms, us or ns [the run's harkit.toml, else s]."),
+    ] = None,
 ) -> None:
     """Label every sample of a new recording (overlapping windows averaged) and merge them into a timeline."""
     from harkit.predict import predict_recording
@@ -727,6 +731,7 @@ def predict(
             label_column=label_column,
             smooth=smooth,
             pretrained=pretrained,
+            timestamp_unit=timestamp_unit,
         )
         print_prediction(csv, result)
 

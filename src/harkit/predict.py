@@ -50,6 +50,9 @@ class Predictor:
     name: str
     onnx: Path | None
     load_model: Callable[[], torch.nn.Module]
+    # How recordings like the training ones write time: (column, unit), from a folder dataset's harkit.toml;
+    # None: a `timestamp` column in seconds.
+    timestamps: tuple[str, str | None] | None = None
 
 
 def open_predictor(run: Path | str | None = None, pretrained: str | None = None) -> Predictor:
@@ -72,13 +75,37 @@ def open_predictor(run: Path | str | None = None, pretrained: str | None = None)
         return Run(run).model()  # loaded without unpickling code
 
     onnx = run / "model.onnx"
-    return Predictor(meta, str(run), onnx if onnx.is_file() else None, load_model)
+    return Predictor(meta, str(run), onnx if onnx.is_file() else None, load_model, _timestamp_format(run))
+
+
+def _timestamp_format(run: Path) -> tuple[str, str | None] | None:
+    """The timestamp column and unit of the folder dataset a run was trained on (its copied harkit.toml)."""
+    import tomllib
+
+    from harkit.runs import TOML_COPY
+
+    if not (run / TOML_COPY).is_file():
+        return None
+    try:
+        description = tomllib.loads((run / TOML_COPY).read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    if "timestamp_column" not in description:
+        return None
+    return str(description["timestamp_column"]), description.get("timestamp_unit")
 
 
 def read_recording(
-    path: Path, channels: list[str], fill_gaps: bool = False, label_column: str | None = None
+    path: Path,
+    channels: list[str],
+    fill_gaps: bool = False,
+    label_column: str | None = None,
+    timestamps: tuple[str, str | None] | None = None,
 ) -> Recording:
     """Signals (float32), timestamps (float64 seconds, checked) and labels of a CSV recording.
+
+    `timestamps` is (column, unit) as a folder dataset's harkit.toml gives them (epoch numbers in the unit,
+    or ISO 8601 date-times); without, a `timestamp` column holds seconds.
 
     Raises:
         HarkitError: unreadable file; a missing column; a value that is not a number or not finite (naming
@@ -131,9 +158,16 @@ def read_recording(
         signals = interpolate_gaps(signals)
         if np.isnan(signals).any():
             raise HarkitError(f"{path}: a column is empty; it cannot be interpolated")
-    timestamps = _timestamps(frame["timestamp"], path) if "timestamp" in frame.columns else None
+    column, unit = timestamps or ("timestamp", None)
+    times = None
+    if column in frame.columns and timestamps is None:
+        times = _timestamps(frame[column], path)
+    elif column in frame.columns:
+        from harkit.datasets.timestamps import parse_timestamps
+
+        times = _increasing(parse_timestamps(frame[column], unit, str(path)).astype(np.float64) / 1e9, path)
     labels = frame[label_column] if label_column is not None else None
-    return Recording(signals, timestamps, labels)
+    return Recording(signals, times, labels)
 
 
 def _timestamps(column: pd.Series, path: Path) -> np.ndarray:
@@ -153,11 +187,15 @@ def _timestamps(column: pd.Series, path: Path) -> np.ndarray:
             f"{path}: timestamp {problem} at data row {row + 1} ({int(bad.sum())} such rows); the timestamp column "
             "must hold seconds as numbers, or be left out (then pass --rate)"
         )
-    steps = np.diff(numbers)
+    return _increasing(numbers, path)
+
+
+def _increasing(seconds: np.ndarray, path: Path) -> np.ndarray:
+    steps = np.diff(seconds)
     if len(steps) and (steps <= 0).any():
         row = int(np.flatnonzero(steps <= 0)[0]) + 2
         raise HarkitError(f"{path}: timestamps do not increase at data row {row}")
-    return numbers
+    return seconds
 
 
 def recording_rate(timestamps: np.ndarray | None, rate: float | None, target: float, path: Path) -> tuple[float, str]:
@@ -392,6 +430,7 @@ def predict_recording(
     smooth: float | None = None,
     pretrained: str | None = None,
     plot: bool = True,
+    timestamp_unit: str | None = None,
 ) -> dict:
     """Predict every window and every sample of one recording, merged into a timeline of activities.
 
@@ -408,6 +447,8 @@ def predict_recording(
         smooth: minimum segment duration in seconds; shorter segments merge into a neighbour.
         pretrained: name of a pretrained model shipped with harkit, instead of `run`.
         plot: write timeline.png (and the confusion matrix png).
+        timestamp_unit: the timestamps are epoch numbers in s, ms, us or ns (default: as the run's harkit.toml
+            says, else seconds).
 
     Returns:
         `predictions`, `samples`, `timeline` (DataFrames), `backend`, `rate`, `rate_source`, `notes` (what
@@ -419,7 +460,10 @@ def predict_recording(
     predictor = open_predictor(run, pretrained)
     meta = predictor.info
     classes, window, step, target = meta["classes"], meta["window"], meta["step"], meta["sampling_rate"]
-    data = read_recording(recording, meta["channels"], fill_gaps, label_column)
+    timestamps = predictor.timestamps
+    if timestamp_unit is not None:
+        timestamps = ((timestamps or ("timestamp", None))[0], timestamp_unit)
+    data = read_recording(recording, meta["channels"], fill_gaps, label_column, timestamps)
     source_rate, rate_source = recording_rate(data.timestamps, rate, target, recording)
     notes = []
     if rate_source == "model":
@@ -579,6 +623,9 @@ def plot_timeline(
 
     classes, channels = meta["classes"], meta["channels"]
     colours = _colours(len(classes))
+    # Epoch timestamps (1.7e9 s) would show as offsets on the axis: the plot counts from the first sample.
+    origin = edges[0] if abs(edges[0]) > 1e6 else 0.0
+    edges = edges - origin
     bands = [("predicted", labels)] + ([("true", truth)] if truth is not None else [])
     fig, axes = plt.subplots(
         1 + len(bands),
@@ -618,7 +665,7 @@ def plot_timeline(
         ax.set_yticks([0.5], [name])
         ax.tick_params(axis="y", length=0)
     axes[-1].set_xlim(edges[0], edges[-1])
-    axes[-1].set_xlabel("time (s)")
+    axes[-1].set_xlabel("time from the first sample (s)" if origin else "time (s)")
     handles = [Patch(color=colours[c], label=classes[c]) for c in sorted(used - {-1, -2})]
     if -1 in used:
         handles.append(Patch(facecolor="lightgrey", hatch="//", edgecolor="grey", label="not a model class"))
