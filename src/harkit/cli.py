@@ -401,8 +401,12 @@ def train(
     init_from: Annotated[Path | None, typer.Option(help="Start from the feature weights of this run.")] = None,
     freeze_features: Annotated[bool, typer.Option(help="With --init-from: train the head only.")] = False,
     keep: Annotated[
-        str, typer.Option(help="The model kept: best (on validation macro F1) or last (the final epoch's).")
-    ] = "best",
+        str,
+        typer.Option(
+            help="The model kept: best (on validation macro F1) or last (the final epoch's) [recipe: last from "
+            "1,000 training windows, else best]."
+        ),
+    ] = "auto",
     refit: Annotated[
         bool,
         typer.Option(

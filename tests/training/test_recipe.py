@@ -39,6 +39,9 @@ def test_small_data_gets_enough_updates_and_large_data_full_batches():
     assert resolve(7000, schedule="step").patience == 10 and resolve(32, schedule="constant").patience == 75
     assert large.schedule == "cosine" and large.warmup_steps == round(0.05 * large.total_steps)
     assert large.bn_recalibrate and large.label_smoothing == 0.1
+    assert large.keep == "last" and small.keep == "best"  # validation selects only on small data
+    assert resolve(7000, keep="best").keep == "best" and resolve(7000, recipe="article").keep == "best"
+    assert resolve(7000, schedule="step").keep == "best"
     assert set(large.auto) == set(recipe.RESOLVED_FIELDS)
 
 

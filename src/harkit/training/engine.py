@@ -80,9 +80,9 @@ class TrainConfig:
     compile: bool | str = "auto"
     init_from: str | None = None  # a run directory whose feature weights start this model
     freeze_features: bool = False
-    # The model a run keeps: `best` on validation macro F1, or `last`, the final epoch's (a schedule run to its
-    # end, selected on nothing; validation is still scored and logged).
-    keep: str = "best"
+    # The model a run keeps: `best` on validation macro F1, `last` (the final epoch's: a schedule run to its end,
+    # selected on nothing; validation is still scored and logged), or `auto` (the recipe's, from the data).
+    keep: str = "auto"
     # After training, train again on all training subjects (validation included) for the best epoch count
     # validation chose, into `refit/` inside the run; both test scores are reported.
     refit: bool = False
@@ -118,8 +118,8 @@ class TrainConfig:
             raise HarkitError(f"unknown recipe {self.recipe!r}; use {' or '.join(recipe_module.RECIPES)}")
         if self.schedule is not None and self.schedule not in recipe_module.SCHEDULES:
             raise HarkitError(f"unknown schedule {self.schedule!r}; use {', '.join(recipe_module.SCHEDULES)}")
-        if self.keep not in ("best", "last"):
-            raise HarkitError(f"unknown --keep {self.keep!r}; use best (on validation) or last (the final epoch)")
+        if self.keep not in ("auto", "best", "last"):
+            raise HarkitError(f"unknown --keep {self.keep!r}; use auto, best (on validation) or last (the final epoch)")
         if self.precision not in ("auto", "fp32", "fp16", "bf16"):
             raise HarkitError(f"unknown precision {self.precision!r}; use auto, fp32, fp16 or bf16")
         from harkit.hardware import compile_setting
