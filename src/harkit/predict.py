@@ -15,6 +15,7 @@ tail after the last regular window (fewer than `step` samples) is covered by the
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,8 +81,6 @@ def open_predictor(run: Path | str | None = None, pretrained: str | None = None)
 
 def _timestamp_format(run: Path) -> tuple[str, str | None] | None:
     """The timestamp column and unit of the folder dataset a run was trained on (its copied harkit.toml)."""
-    import tomllib
-
     from harkit.runs import TOML_COPY
 
     if not (run / TOML_COPY).is_file():

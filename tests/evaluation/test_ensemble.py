@@ -29,7 +29,7 @@ def test_members_score_as_when_evaluated_alone_and_the_mean_is_of_probabilities(
         alone = json.loads((run / "metrics.json").read_text())
         assert member["accuracy"] == pytest.approx(alone["accuracy"]) and member["model"] == alone["model"]
     assert Run(a).dataset().meta["mean"] != Run(b).dataset().meta["mean"]
-    probabilities, labels, _ = ensemble_probabilities([a, b])
+    probabilities, labels, _, _ = ensemble_probabilities([a, b])
     by_hand = []
     for run in (Run(a), Run(b)):
         x = torch.from_numpy(np.array(run.dataset().test.x))

@@ -21,8 +21,9 @@ SHARED = ("dataset", "classes", "window", "overlap", "step", "split", "sampling_
 
 def ensemble_probabilities(
     runs: Sequence[Path | str], data_dir: Path | str | None = None, device: str = "cpu"
-) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """(mean class probabilities [n, classes], test labels, one row per run) on the runs' common test part.
+) -> tuple[np.ndarray, np.ndarray, list[dict], dict]:
+    """(mean class probabilities [n, classes], test labels, one row per run, the shared facts) on the runs'
+    common test part.
 
     Each run scores the test windows normalised with its own training statistics, as it was trained; the runs
     may differ in model, seed, recipe and validation subjects, but not in their data or test part.
@@ -59,7 +60,7 @@ def ensemble_probabilities(
                 "macro_f1": member["macro_f1"],
             }
         )
-    return total / len(runs), labels, members
+    return total / len(runs), labels, members, first[1]
 
 
 def evaluate_ensemble(
@@ -70,10 +71,10 @@ def evaluate_ensemble(
     `out` gets `metrics.json` (the ensemble's metrics, `members` and `runs`), `per_class.csv`, `confusion.csv` and,
     with `plots`, the confusion matrix.
     """
-    probabilities, labels, members = ensemble_probabilities(runs, data_dir)
-    classes = Run(runs[0]).checkpoint("best")["classes"]
+    probabilities, labels, members, facts = ensemble_probabilities(runs, data_dir)
+    classes = facts["classes"]
     metrics = classification_metrics(labels, probabilities.argmax(1), classes)
-    metrics |= {"dataset": Run(runs[0]).config["dataset"], "model": "ensemble", "members": members}
+    metrics |= {"dataset": facts["dataset"], "model": "ensemble", "members": members}
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
