@@ -45,6 +45,16 @@ def parse_options(items: list[str] | None) -> dict:
     return options
 
 
+def _number_or_auto(name: str, text: str) -> float | str:
+    """`auto`, or the number a flag's text holds."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise OptionError(name, f"must be a number or auto, got {text!r}") from None
+
+
 def say(line: str) -> None:
     """A progress line of a long command (which fold or run, x of N, time left)."""
     console.print(line, highlight=False, markup=False)
@@ -205,6 +215,14 @@ Overlap = Annotated[float | None, typer.Option(help="Window overlap in [0, 1) [d
 Split = Annotated[str, typer.Option(help="default, loso, K (k folds by subject) or s:1,2 (test subjects).")]
 Fold = Annotated[int, typer.Option(help="Which fold of loso / K to hold out.")]
 ValFraction = Annotated[float, typer.Option(help="Fraction of training subjects kept for validation.")]
+TrainValFraction = Annotated[
+    str,
+    typer.Option(
+        "--val-fraction",
+        help="Fraction of training subjects kept for validation; auto: 0.2 where the run selects on validation "
+        "(the best epoch, early stopping), none where it selects nothing.",
+    ),
+]
 Channels = Annotated[str | None, typer.Option(help="Comma-separated channel names to keep.")]
 Seed = Annotated[int, typer.Option(help="Random seed.")]
 
@@ -394,7 +412,7 @@ def train(
             "cluster RAY_ADDRESS names."
         ),
     ] = False,
-    val_fraction: ValFraction = 0.2,
+    val_fraction: TrainValFraction = "auto",
     channels: Channels = None,
     option: Options = None,
     train_subjects: Annotated[str | None, typer.Option(help="Only these subjects train, e.g. 1,3,5.")] = None,
@@ -458,7 +476,7 @@ def train(
             window=window,
             overlap=overlap,
             split=SubjectSplit.parse(split, fold),
-            val_fraction=val_fraction,
+            val_fraction=_number_or_auto("val_fraction", val_fraction),
             channels=tuple(channels.split(",")) if channels else None,
             dataset_options=parse_options(option),
         )

@@ -18,6 +18,7 @@ import optuna
 
 from harkit.evaluation.evaluate import read_history
 from harkit.models import model_options
+from harkit.training import recipe
 from harkit.training.augment import AugmentConfig
 from harkit.training.engine import TrainConfig, train
 
@@ -87,6 +88,8 @@ def tune(
 ) -> dict:
     """Run `trials` trials (adding to a stored study), then train and test the best configuration."""
     out = Path(out)
+    if base.val_fraction == "auto":  # a search selects on validation
+        base = replace(base, val_fraction=recipe.VAL_FRACTION)
     out.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(out / 'study.db').resolve()}"
     study = _open_study(storage, study_name or f"{base.dataset}-{base.model}", base.seed)

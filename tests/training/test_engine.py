@@ -320,3 +320,23 @@ def test_a_resumed_run_keeps_what_auto_chose_when_it_started(tiny_config, tmp_pa
     caplog.set_level("INFO")
     train(config, tmp_path / "run", resume=True, progress=False, evaluate=False)
     assert any("precision fp32 (as the run chose" in message for message in caplog.messages)
+
+
+def test_validation_is_held_out_by_default_only_where_the_run_selects_on_it(tiny_config, tmp_path, caplog):
+    caplog.set_level("INFO")
+
+    def trained(name, **fields):
+        run = train(replace(tiny_config, epochs=1, val_fraction="auto", **fields), tmp_path / name, progress=False)
+        config = json.loads((run / "config.json").read_text())
+        return config, json.loads((run / "dataset.json").read_text())["subjects"]
+
+    config, held_out = trained("best")  # few windows: the best epoch on validation is kept
+    assert config["val_fraction"] == 0.2 and held_out["val"] and config["resolved"]["recipe"]["keep"] == "best"
+    caplog.clear()
+    config, subjects = trained("last", keep="last")  # nothing is selected on validation: every subject trains
+    assert config["val_fraction"] == 0.0 and subjects["val"] == [] and config["resolved"]["recipe"]["keep"] == "last"
+    assert sorted(subjects["train"]) == sorted(held_out["train"] + held_out["val"])
+    assert not any("validation part is empty" in message for message in caplog.messages)
+    assert any("validation: none held out" in message for message in caplog.messages)
+    # a resumed run keeps the fraction it chose
+    assert TrainConfig.from_json(config).val_fraction == 0.0

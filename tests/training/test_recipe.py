@@ -130,3 +130,19 @@ def test_augmentation_follows_the_recipe_and_never_rotates_without_devices(monke
     explicit = TrainConfig(dataset="d", model="sann", augment=AugmentConfig())
     assert not recipe.resolve(explicit, labels(100), 10, CLASSES).augment.enabled
     assert resolve(recipe="article").augment == AugmentConfig()
+
+
+def test_validation_is_held_out_only_where_the_run_selects_on_it():
+    def selects(n_windows, closed_form=False, **fields):
+        config = TrainConfig(dataset="d", model="sann", **fields)
+        return recipe.selects_on_validation(config, n_windows, closed_form)
+
+    big, small = recipe.KEEP_LAST_WINDOWS, recipe.KEEP_LAST_WINDOWS - 1
+    assert not selects(big)  # the final epoch of the cosine is kept, nothing stops early
+    assert selects(small)  # the best epoch on validation is kept
+    assert not selects(small, closed_form=True)  # MiniRocket's fit chooses nothing
+    assert not selects(small, keep="last")
+    assert selects(big, keep="best")
+    assert selects(big, patience=5)  # early stopping watches validation
+    assert selects(big, schedule="step")  # a step schedule keeps the best epoch and stops early
+    assert selects(big, recipe="article")

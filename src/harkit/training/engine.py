@@ -94,7 +94,9 @@ class TrainConfig:
     window: int | None = None
     overlap: float | None = None
     split: SubjectSplit = field(default_factory=SubjectSplit)
-    val_fraction: float = 0.2
+    # The share of training subjects that validates; `auto`: 0.2 where the run selects on validation (the best
+    # epoch, early stopping), none where it selects nothing on it (recipe.selects_on_validation).
+    val_fraction: float | str = "auto"
     channels: tuple[str, ...] | None = None
     train_subjects: tuple[int, ...] | None = None
     dataset_options: dict = field(default_factory=dict)
@@ -114,6 +116,8 @@ class TrainConfig:
         checks.at_least_zero("l1", self.l1)
         checks.at_least_zero("l2", self.l2)
         checks.whole("threads", self.threads, 1, optional=True)
+        if self.val_fraction != "auto":
+            checks.fraction("val_fraction", self.val_fraction, hint=", or auto")
         if self.recipe not in recipe_module.RECIPES:
             raise HarkitError(f"unknown recipe {self.recipe!r}; use {' or '.join(recipe_module.RECIPES)}")
         if self.schedule is not None and self.schedule not in recipe_module.SCHEDULES:
@@ -128,11 +132,12 @@ class TrainConfig:
         self.prepare_config()  # window, overlap, val_fraction, seed, channels, train subjects
 
     def prepare_config(self) -> PrepareConfig:
+        """The data preparation of this run; with `val_fraction` auto, before validation is decided (none)."""
         return PrepareConfig(
             self.window,
             self.overlap,
             self.split,
-            self.val_fraction,
+            0.0 if self.val_fraction == "auto" else self.val_fraction,
             self.channels,
             True,
             self.seed,
@@ -221,6 +226,17 @@ def autocast_for(device: torch.device, precision: str) -> tuple[contextlib.Abstr
         raise HarkitError(f"unknown precision {precision!r}; use auto, fp32, fp16 or bf16")
     dtype = torch.float16 if precision == "fp16" else torch.bfloat16
     return torch.autocast(device.type, dtype=dtype), precision == "fp16", precision
+
+
+def _prepare(config: TrainConfig, group: Distributed):
+    prepared = None
+    for turn in (True, False):  # the main process fills the cache first; the others then read it
+        if group.main == turn:
+            prepared = prepare(
+                config.dataset, config.prepare_config(), data_dir=config.data_dir, **config.dataset_options
+            )
+        group.barrier()
+    return prepared
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -360,16 +376,34 @@ def train(
         )
     autocast, scale_gradients, precision = autocast_for(device, precision)
 
-    if prepared is None:
-        for turn in (True, False):  # the main process fills the cache first; the others then read it
-            if group.main == turn:
-                prepared = prepare(
-                    config.dataset, config.prepare_config(), data_dir=config.data_dir, **config.dataset_options
-                )
-            group.barrier()
+    given = prepared is not None
+    if not given:
+        prepared = _prepare(config, group)
     meta = prepared.meta
     window, channels, num_classes = meta["window"], len(meta["channels"]), len(meta["classes"])
     model = create_model(config.model, window, channels, num_classes, **config.model_options)
+    if config.val_fraction == "auto":  # prepared without validation; hold some out only if the run uses it
+        windows = len(prepared.train) + len(prepared.val)
+        if given:
+            config = replace(config, val_fraction=meta["val_fraction"])
+        elif recipe_module.selects_on_validation(config, windows, callable(getattr(model, "fit", None))):
+            config = replace(config, val_fraction=recipe_module.VAL_FRACTION)
+            if group.main:
+                log.info(
+                    "validation: the run selects on it at %d training windows, so %g of the training subjects "
+                    "validate (--val-fraction)",
+                    windows,
+                    config.val_fraction,
+                )
+            prepared = _prepare(config, group)
+            meta = prepared.meta
+        else:
+            config = replace(config, val_fraction=0.0)
+            if group.main and not resume:
+                log.info(
+                    "validation: none held out; nothing is selected on it (the final epoch is kept, no early "
+                    "stopping), so every training subject trains. --val-fraction 0.2 holds some out to watch"
+                )
     if config.init_from and not resume:
         from harkit.transfer import load_pretrained
 
@@ -415,7 +449,9 @@ def train(
         log.info("precision %s (%s); compile %s (%s)", precision, precision_reason, use_compile, compile_reason)
     weights = class_weights_for(prepared.train.y, num_classes).to(device) if config.class_weights else None
     criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
-    optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
+    # The fused kernel updates every parameter in one pass: a SANN step's optimiser update 1.5 ms -> 0.3 ms (CPU).
+    fused = device.type in ("cpu", "cuda")
+    optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr, fused=fused)
     # Stepped once per batch: warm-up and cosine are counted in optimiser steps.
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, recipe_module.lr_factor(resolved, config.step_size, config.gamma)
@@ -661,6 +697,8 @@ def train(
         torch.distributed.destroy_process_group()
     if config.refit and evaluate and has_val:
         refit(out, progress)
+    elif config.refit and evaluate and group.main:
+        log.info("no refit: no training subject validated, so the run trained on all of them already")
     return out
 
 
