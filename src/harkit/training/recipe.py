@@ -8,7 +8,8 @@ stopping: the epochs at a high learning rate are the noisiest, and on HAPT a pat
 epochs stopped one seed at epoch 16 of 43 on an early, noisy best), BatchNorm statistics re-estimated on
 training windows before each validation, label smoothing 0.1, augmentation by time shift, scaling and
 jitter (shift 0.1, scale 0.1, jitter 0.05), and from `KEEP_LAST_WINDOWS` training windows on, the final
-epoch's model rather than the best on validation.
+epoch's model rather than the best on validation. Where a run selects nothing on validation, `--val-fraction auto`
+holds no training subject out for it (`selects_on_validation`).
 
 `article` is the SANN article's recipe exactly: AdamW (lr 5e-4, weight decay 1e-3), batch 128, 30 epochs,
 StepLR every epochs // 3 epochs with gamma 0.5, plain cross-entropy.
