@@ -248,3 +248,21 @@ def test_doctor_prints_facts_speed_and_choices(monkeypatch):
     assert "--precision auto: bf16" in result.output
     # bf16 steps of 116 ms, compiled 140 ms: slower, so off
     assert "--compile auto for 1800 steps: off" in result.output
+
+
+def test_doctor_flags_a_cached_probe_measured_under_load(monkeypatch):
+    from typer.testing import CliRunner
+
+    from harkit.cli import app
+
+    under_load = compiled(fp32_gflops=2.8, bf16_gflops=8.4, compile_precision="bf16")
+    monkeypatch.setattr(hardware, "machine_facts", lambda: ZEN4)
+    monkeypatch.setattr(hardware, "load_probe", lambda *args: under_load)
+    monkeypatch.setattr(hardware, "matmul_gflops", lambda dtype, seconds=0.5, size=512: 200.0)
+    monkeypatch.setattr(hardware, "has_compiler", lambda: True)
+    result = CliRunner().invoke(app, ["doctor", "--device", "cpu"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "measured while the machine was busy" in result.output and "harkit doctor --fresh" in result.output
+    # a probe at this machine's speed is not flagged
+    monkeypatch.setattr(hardware, "load_probe", lambda *args: compiled(fp32_gflops=190.0, compile_precision="bf16"))
+    assert "busy" not in CliRunner().invoke(app, ["doctor", "--device", "cpu"], terminal_width=200).output

@@ -955,6 +955,8 @@ def doctor(
     fresh: Annotated[bool, typer.Option(help="Measure again instead of using the cached probe.")] = False,
 ) -> None:
     """This machine's facts, measured speed, and what --precision auto and --compile auto choose, and why."""
+    from rich.markup import escape
+
     from harkit.hardware import doctor as diagnose
     from harkit.hardware import facts_lines
 
@@ -978,6 +980,8 @@ def doctor(
                     "",
                 )
             console.print(table)
+        if facts["probe_warning"]:
+            console.print(f"[yellow]warning:[/] {escape(facts['probe_warning'])}", highlight=False)
         console.print(f"--precision auto: {facts['precision'].value} ({facts['precision'].reason})", highlight=False)
         chosen = "on" if facts["compile"].value else "off"
         console.print(

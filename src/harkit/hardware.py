@@ -494,6 +494,10 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
+# A cached probe whose fp32 matrix multiply ran below this share of today's was measured on a busy machine.
+BUSY_FRACTION = 0.5
+
+
 def doctor(
     device: str = "cpu", steps: int = 1800, batch_size: int = PROBE_BATCH, fresh: bool = False
 ) -> dict[str, object]:
@@ -511,10 +515,20 @@ def doctor(
         measured_probe(machine, torch_device, fresh=True)
     precision, precision_reason = resolve_precision(torch_device, "auto")
     use_compile, compile_reason = resolve_compile("auto", torch_device, precision, steps, batch_size)
+    probe = load_probe(machine, str(torch_device))
+    warning = None
+    # The probe is cached as measured; one taken while other jobs held the cores keeps their slowness.
+    if probe is not None and probe.fp32_gflops < BUSY_FRACTION * gflops["fp32"]:
+        warning = (
+            f"the cached probe was measured while the machine was busy (matrix multiply then {probe.fp32_gflops:.0f} "
+            f"GFLOP/s fp32, now {gflops['fp32']:.0f}): its step times are not this machine's; run "
+            "`harkit doctor --fresh` when it is idle"
+        )
     return {
         "machine": machine,
         "gflops": gflops,
-        "probe": load_probe(machine, str(torch_device)),
+        "probe": probe,
+        "probe_warning": warning,
         "probe_path": probe_path(machine, str(torch_device)),
         "precision": Choice(precision, precision_reason),
         "compile": Choice(use_compile, compile_reason),
