@@ -35,6 +35,7 @@ from harkit.runs import Run, predict_logits, record_source
 from harkit.training import recipe as recipe_module
 from harkit.training.augment import AugmentConfig, Augmenter, rotation_devices
 from harkit.training.checkpoint import remove_staging, save_checkpoint, write_text_whole
+from harkit.training.closed_form import fit_closed_form, is_closed_form
 
 log = logging.getLogger(__name__)
 HISTORY_FIELDS = [
@@ -386,7 +387,7 @@ def train(
         windows = len(prepared.train) + len(prepared.val)
         if given:
             config = replace(config, val_fraction=meta["val_fraction"])
-        elif recipe_module.selects_on_validation(config, windows, callable(getattr(model, "fit", None))):
+        elif recipe_module.selects_on_validation(config, windows, is_closed_form(model)):
             config = replace(config, val_fraction=recipe_module.VAL_FRACTION)
             if group.main:
                 log.info(
@@ -437,7 +438,7 @@ def train(
     use_compile, compile_reason = False, "closed-form fit"
     if config.compile == "auto" and "compile" in chosen:
         use_compile, compile_reason = chosen["compile"], f"as the run chose: {chosen.get('compile_reason')}"
-    elif not callable(getattr(model, "fit", None)):
+    elif not is_closed_form(model):
         steps = config.epochs * math.ceil(len(y_train) // group.world / max(1, config.batch_size // group.world))
         use_compile, compile_reason = agree(
             resolve_compile(config.compile, device, precision, steps, config.batch_size)
@@ -535,9 +536,7 @@ def train(
             "dataset": meta["dataset"],
         }
 
-    if callable(getattr(model, "fit", None)):  # closed form (minirocket): one fit replaces the gradient epochs
-        from harkit.training.closed_form import fit_closed_form
-
+    if is_closed_form(model):  # minirocket: one fit replaces the gradient epochs
         history = [
             fit_closed_form(
                 model, x_train, y_train, x_val, y_val, config.batch_size, criterion, config.seed, evaluate_split
