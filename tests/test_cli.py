@@ -204,6 +204,14 @@ def test_train_ends_with_run_folder_plots_and_next_commands(hapt_dir, tmp_path):
         assert command in result.output
 
 
+def test_train_without_a_model_says_which_it_chose_from_the_data(hapt_dir, tmp_path):
+    run = tmp_path / "run"
+    result = invoke("train", "--dataset", "hapt", "--data-dir", hapt_dir, "--window", 32, "--out", run, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "model auto: minirocket" in result.output  # shown without --verbose
+    assert json.loads((run / "config.json").read_text())["model"] == "minirocket"
+
+
 def test_train_recipe_option_and_adaptive_defaults(hapt_dir, tmp_path):
     def args(run, *extra):
         return [a for a in train_args(hapt_dir, run, "sann") if a not in ("--batch-size", 8, "--epochs", 1)] + [

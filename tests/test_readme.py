@@ -4,7 +4,7 @@ The commands run as written, from a fresh folder laid out like the repository's 
 only these changes so the whole README takes a minute or two on two cores:
 
 - `--epochs N` becomes `--epochs 1` (and `train`, `benchmark` and `tune` get `--epochs 1` when they have none);
-- `train` (and the quick start) get `--width 0.25`: a quarter of the convolution filters;
+- `train` with a convolutional `--model` (and the quick start) gets `--width 0.25`: a quarter of the filters;
 - `--trials N` becomes `--trials 2`, `--seeds a,b,c` keeps its first seed, `--models a,b,c` its first two;
 - `../shared/datasets` holds small synthetic HAPT and UCI-HAR trees instead of the real archives.
 
@@ -74,8 +74,8 @@ def shrink(tokens: list[str]) -> list[str]:
             tokens[index] = value(tokens[index])
     if tokens[1] in ("train", "benchmark", "tune") and "--epochs" not in tokens:
         tokens += ["--epochs", "1"]
-    model = tokens[tokens.index("--model") + 1] if "--model" in tokens else "sann"
-    if tokens[1] == "train" and "--width" not in tokens and "width" in model_options(model):
+    model = tokens[tokens.index("--model") + 1] if "--model" in tokens else None  # none: auto chooses
+    if tokens[1] == "train" and model and "--width" not in tokens and "width" in model_options(model):
         tokens += ["--width", "0.25"]
     return tokens
 

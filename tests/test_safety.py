@@ -16,7 +16,8 @@ from harkit.cli import app
 from harkit.training.checkpoint import load_checkpoint, save_checkpoint
 
 runner = CliRunner()
-TRAIN = ["--dataset", "hapt", "--window", 32, "--epochs", 1, "--batch-size", 8, "--width", 0.125, "--no-progress"]
+TRAIN = ["--dataset", "hapt", "--model", "sann", "--window", 32, "--epochs", 1, "--batch-size", 8, "--width", 0.125]
+TRAIN += ["--no-progress"]
 
 
 def invoke(*args, env=None):

@@ -94,6 +94,7 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what
         root.addHandler(handler)
     root.setLevel(logging.INFO if verbose else logging.WARNING)
     logging.getLogger("harkit.datasets.pipeline").setLevel(logging.INFO)  # which subjects train, validate, test
+    logging.getLogger("harkit.choices").setLevel(logging.INFO)  # the model and validation `auto` chose
 
 
 @app.command()
@@ -304,7 +305,13 @@ def models(
             if not names:
                 raise HarkitError(f"{dataset} has no labelled recordings, so no classes to size the models for")
             window, channels, classes = facts.window, len(facts.channels), len(names)
-        table = Table(title=f"models for windows of {window} x {channels}, {classes} classes")
+        from harkit.training.recipe import AUTO_MODEL_WINDOWS
+
+        table = Table(
+            title=f"models for windows of {window} x {channels}, {classes} classes",
+            caption=f"harkit train --model auto (the default): minirocket below {AUTO_MODEL_WINDOWS:,} training "
+            "windows, sann from there",
+        )
         for column in ("model", "parameters", "MACs / window", "options"):
             table.add_column(column, justify="right" if column in ("parameters", "MACs / window") else "left")
         for name in list_models():
@@ -358,7 +365,13 @@ def print_metrics(metrics: dict) -> None:
 @app.command()
 def train(
     dataset: Annotated[str, typer.Option(help="Dataset key.")],
-    model: Annotated[str, typer.Option(help="Model name (see `harkit models`).")] = "sann",
+    model: Annotated[
+        str,
+        typer.Option(
+            help="Model name, or auto: MiniRocket on small data, SANN on large (`harkit models` says where the "
+            "line is)."
+        ),
+    ] = "auto",
     out: Annotated[Path | None, typer.Option(help="Run directory [runs/<dataset>-<model>-<time>].")] = None,
     recipe: Annotated[
         str, typer.Option(help="harkit (sized from the data) or article (the SANN article's, exactly).")

@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from harkit import HarkitError
+from harkit.runs import Run
 from harkit.training import checkpoint as checkpoint_module
 from harkit.training import engine
+from harkit.training import recipe as recipe_module
 from harkit.training.augment import AugmentConfig
 from harkit.training.engine import TrainConfig, autocast_for, parameter_groups, train
 
@@ -340,3 +342,24 @@ def test_validation_is_held_out_by_default_only_where_the_run_selects_on_it(tiny
     assert any("validation: none held out" in message for message in caplog.messages)
     # a resumed run keeps the fraction it chose
     assert TrainConfig.from_json(config).val_fraction == 0.0
+
+
+def test_auto_model_is_chosen_from_the_training_windows_and_recorded(tiny_config, tmp_path, caplog, monkeypatch):
+    caplog.set_level("INFO")
+    auto = replace(tiny_config, model="auto", model_options={})
+    run = train(auto, tmp_path / "small", progress=False)
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["model"] == "minirocket" and Run(run).model_name == "minirocket"
+    assert any("model auto: minirocket" in message for message in caplog.messages)
+    assert TrainConfig.from_json(saved).model == "minirocket"  # evaluate and --resume read the choice back
+    assert train(auto, run, resume=True, progress=False) == run  # auto resumes the run's model
+
+    monkeypatch.setattr(recipe_module, "AUTO_MODEL_WINDOWS", 1)  # the same data counts as large
+    run = train(replace(auto, epochs=1), tmp_path / "large", progress=False)
+    assert json.loads((run / "config.json").read_text())["model"] == "sann"
+
+    # a run started from another's weights trains that run's model; options need a named model
+    started = train(replace(auto, epochs=1, init_from=str(run)), tmp_path / "init", progress=False)
+    assert json.loads((started / "config.json").read_text())["model"] == "sann"
+    with pytest.raises(HarkitError, match="name it with --model"):
+        train(replace(auto, model_options={"width": 0.5}), tmp_path / "options", progress=False)

@@ -146,3 +146,21 @@ def test_validation_is_held_out_only_where_the_run_selects_on_it():
     assert selects(big, patience=5)  # early stopping watches validation
     assert selects(big, schedule="step")  # a step schedule keeps the best epoch and stops early
     assert selects(big, recipe="article")
+
+
+def test_auto_model_is_minirocket_on_small_data_and_sann_on_large():
+    def chosen(n_windows, **fields):
+        return recipe.auto_model(TrainConfig(dataset="d", model="auto", **fields), n_windows)[0]
+
+    line = recipe.AUTO_MODEL_WINDOWS
+    assert chosen(40) == chosen(line - 1) == "minirocket"
+    assert chosen(line) == chosen(100_000) == "sann"
+    assert chosen(40, recipe="article") == "sann"  # the article's recipe trains the article's model
+
+
+def test_a_closed_form_fit_is_not_warned_about_an_empty_validation_part():
+    config = TrainConfig(dataset="d", model="minirocket")
+    selecting = recipe.resolve(config, labels(40), 0, CLASSES)  # a gradient model would keep its best epoch
+    assert any("validation part is empty" in warning for warning in selecting.warnings)
+    fitted = recipe.resolve(config, labels(40), 0, CLASSES, closed_form=True)  # MiniRocket selects nothing
+    assert not any("validation part is empty" in warning for warning in fitted.warnings)

@@ -13,7 +13,7 @@ from harkit import HarkitError
 from harkit.datasets import SubjectSplit, prepare
 from harkit.datasets.splits import count_folds
 from harkit.runs import fold_row, write_fold_summary
-from harkit.training.engine import TrainConfig, train
+from harkit.training.engine import TrainConfig, choose_model, train
 from harkit.training.grid import Countdown, cell_detail
 
 
@@ -58,6 +58,8 @@ def cross_validate(
         data_dir=config.data_dir,
         **config.dataset_options,
     )
+    if config.model == "auto":  # one choice for every fold, from the first fold's training windows
+        config = choose_model(config, len(probe.train))
     subjects = np.concatenate([probe.train.subject, probe.test.subject])
     total = count_folds(first, subjects)
     folds = list(range(total)) if only is None else sorted(set(only))

@@ -38,6 +38,8 @@ from harkit.training.checkpoint import remove_staging, save_checkpoint, write_te
 from harkit.training.closed_form import fit_closed_form, is_closed_form
 
 log = logging.getLogger(__name__)
+# What `auto` chose about the model and the data: the command line shows it without --verbose.
+choices = logging.getLogger("harkit.choices")
 HISTORY_FIELDS = [
     "epoch",
     "train_loss",
@@ -56,7 +58,7 @@ class TrainConfig:
     """Everything a training run depends on; written to `config.json` in the run directory."""
 
     dataset: str
-    model: str
+    model: str = "auto"  # a registered name, or auto: MiniRocket on small data, SANN on large (recipe.auto_model)
     # None: the recipe sets it from the data (see harkit.training.recipe); a value always wins.
     recipe: str = "harkit"  # harkit | article (the SANN article's recipe exactly)
     epochs: int | None = None
@@ -229,6 +231,32 @@ def autocast_for(device: torch.device, precision: str) -> tuple[contextlib.Abstr
     return torch.autocast(device.type, dtype=dtype), precision == "fp16", precision
 
 
+def _model_before_data(config: TrainConfig) -> TrainConfig:
+    """`--model auto` where the data is not needed: a run started from another's weights trains that run's model.
+
+    Model options belong to a model named with --model, so with auto they are an error.
+    """
+    if config.model != "auto":
+        return config
+    if config.init_from:
+        return replace(config, model=Run(config.init_from).model_name)
+    if config.model_options:
+        options = ", ".join(sorted(config.model_options))
+        raise HarkitError(f"model options ({options}) are options of one model: name it with --model")
+    return config
+
+
+def choose_model(config: TrainConfig, n_windows: int, log_choice: bool = True) -> TrainConfig:
+    """`config` with `--model auto` settled from the number of training windows (recipe.auto_model)."""
+    config = _model_before_data(config)
+    if config.model != "auto":
+        return config
+    model, why = recipe_module.auto_model(config, n_windows)
+    if log_choice:
+        choices.info("model auto: %s (%s); --model NAME trains another (see `harkit models`)", model, why)
+    return replace(config, model=model)
+
+
 def _prepare(config: TrainConfig, group: Distributed):
     prepared = None
     for turn in (True, False):  # the main process fills the cache first; the others then read it
@@ -361,7 +389,9 @@ def train(
 
         config = resume_config(out, config)  # other options than the run's are refused, naming each
         chosen = json.loads((out / "config.json").read_text()).get("resolved", {})
-    model_options(config.model)  # an unknown model name fails here, before any data is read
+    config = _model_before_data(config)
+    if config.model != "auto":
+        model_options(config.model)  # an unknown model name fails here, before any data is read
     if config.epochs is not None and config.epochs < 1:
         raise HarkitError(f"epochs must be at least 1, got {config.epochs}")
     seed_everything(config.seed)
@@ -382,15 +412,17 @@ def train(
         prepared = _prepare(config, group)
     meta = prepared.meta
     window, channels, num_classes = meta["window"], len(meta["channels"]), len(meta["classes"])
+    windows = len(prepared.train) + len(prepared.val)  # what `auto` decides on
+    if config.model == "auto":
+        config = choose_model(config, windows, log_choice=group.main)
     model = create_model(config.model, window, channels, num_classes, **config.model_options)
     if config.val_fraction == "auto":  # prepared without validation; hold some out only if the run uses it
-        windows = len(prepared.train) + len(prepared.val)
         if given:
             config = replace(config, val_fraction=meta["val_fraction"])
         elif recipe_module.selects_on_validation(config, windows, is_closed_form(model)):
             config = replace(config, val_fraction=recipe_module.VAL_FRACTION)
             if group.main:
-                log.info(
+                choices.info(
                     "validation: the run selects on it at %d training windows, so %g of the training subjects "
                     "validate (--val-fraction)",
                     windows,
@@ -401,9 +433,11 @@ def train(
         else:
             config = replace(config, val_fraction=0.0)
             if group.main and not resume:
-                log.info(
-                    "validation: none held out; nothing is selected on it (the final epoch is kept, no early "
-                    "stopping), so every training subject trains. --val-fraction 0.2 holds some out to watch"
+                why = "a closed-form fit" if is_closed_form(model) else "the final epoch is kept, no early stopping"
+                choices.info(
+                    "validation: none held out; nothing is selected on it (%s), so every training subject trains. "
+                    "--val-fraction 0.2 holds some out to watch",
+                    why,
                 )
     if config.init_from and not resume:
         from harkit.transfer import load_pretrained
@@ -429,7 +463,12 @@ def train(
     sensors = [tuple(sensor) for sensor in meta.get("sensors", sensor_groups(meta["channels"]))]
     devices = rotation_devices(meta["channels"], sensors, meta.get("devices"))
     resolved = recipe_module.resolve(
-        config, np.asarray(prepared.train.y), len(y_val), meta["classes"], rotatable=any(devices)
+        config,
+        np.asarray(prepared.train.y),
+        len(y_val),
+        meta["classes"],
+        rotatable=any(devices),
+        closed_form=is_closed_form(model),
     )
     config = replace(config, **{name: getattr(resolved, name) for name in recipe_module.RESOLVED_FIELDS})
     if group.main and not (resume and (out / "last.pt").is_file()):
