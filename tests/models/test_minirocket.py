@@ -111,6 +111,29 @@ def test_fit_learns_and_the_head_is_one_linear_layer():
     assert (logits[:, 3] < logits[:, :3].min(1).values - 5).all()  # an absent class never wins
 
 
+@pytest.mark.parametrize("classes", [2, 4])
+def test_probabilities_are_calibrated_on_left_out_windows_and_predictions_unchanged(classes):
+    """A softmax of raw ridge scores is nearly flat (top probability about 0.5 when the model is right 9 times in
+    10); the head's temperature, fitted on leave-one-out scores, makes confidence match accuracy."""
+    from sklearn.linear_model import RidgeClassifierCV
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = separable(400, 64, 2, classes, seed=1)
+    x = x + 3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(2))  # a problem with errors
+    torch.manual_seed(0)
+    model = create_model("minirocket", 64, 2, classes, num_features=840)
+    model.fit(x[:200], y[:200])
+    probabilities = torch.softmax(model.eval()(x[200:]), 1)
+    accuracy = (probabilities.argmax(1) == y[200:]).float().mean().item()
+    assert 0.45 < accuracy < 0.9  # neither chance nor perfect, so calibration shows
+    assert abs(probabilities.max(1).values.mean().item() - accuracy) < 0.1  # 0.16-0.17 uncalibrated
+
+    features = model.transform(x).numpy().astype(np.float64)
+    scaler = StandardScaler(with_mean=False).fit(features[:200])
+    ridge = RidgeClassifierCV(alphas=np.logspace(-3, 3, 10)).fit(scaler.transform(features[:200]), y[:200].numpy())
+    assert (probabilities.argmax(1).numpy() == ridge.predict(scaler.transform(features[200:]))).all()
+
+
 def test_two_classes_fit_both_signs():
     x, y = separable(40, 48, 1, 2)
     torch.manual_seed(0)

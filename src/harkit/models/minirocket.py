@@ -5,7 +5,8 @@ length-9 kernels with weights -1 and 2 (three 2s), dilations spread exponentiall
 random channel subsets per kernel-dilation pair, biases from quantiles of the convolution output of one
 random training window, proportion-of-positive-values (PPV) pooling, with and without zero padding in
 turn. The classifier is the paper's: standardised features and `RidgeClassifierCV` over
-`logspace(-3, 3, 10)`, fitted in closed form by `fit` and stored as one linear layer.
+`logspace(-3, 3, 10)`, fitted in closed form by `fit` and stored as one linear layer, its scores scaled so that
+their softmax is calibrated on left-out windows (predictions unchanged; `_temperature`).
 
 Every fitted quantity is a buffer of a size fixed by the window, so a checkpoint rebuilds the model
 with `create_model` and `load_state_dict` like any other, and `forward` exports to ONNX.
@@ -157,10 +158,9 @@ class MiniRocket(HarModel):
     def fit(self, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> dict:
         """Fit the biases and the ridge classifier (leave-one-out choice of alpha) on training windows.
 
-        Returns `{"alpha": chosen alpha, "train_logits": [n, num_classes]}`. Classes absent from `y` get a
-        constant logit below every training score.
+        Returns `{"alpha": chosen alpha, "temperature": the factor on the scores, "train_logits": [n, num_classes]}`.
+        Classes absent from `y` get a constant logit below every training score.
         """
-        from sklearn.linear_model import RidgeClassifierCV
         from sklearn.preprocessing import StandardScaler
 
         if len(x) < 2:
@@ -171,14 +171,16 @@ class MiniRocket(HarModel):
         self.fit_biases(x, torch.Generator().manual_seed(seed))
         features = self.transform(x).cpu().numpy().astype(np.float64)
         scaler = StandardScaler(with_mean=False).fit(features)
-        ridge = RidgeClassifierCV(alphas=RIDGE_ALPHAS).fit(scaler.transform(features), y.cpu().numpy())
-        coef = np.atleast_2d(ridge.coef_) / scaler.scale_  # standardising folded into the weights
-        intercept = np.atleast_1d(ridge.intercept_)
+        standardised, labels = scaler.transform(features), y.cpu().numpy()
+        ridge, left_out = _fit_ridge(standardised, labels)
+        temperature = _temperature(left_out, labels)
+        coef = temperature * np.atleast_2d(ridge.coef_) / scaler.scale_  # standardising folded into the weights
+        intercept = temperature * np.atleast_1d(ridge.intercept_)
         if len(classes) == 2:  # sklearn keeps one score for two classes: positive means the second
             coef, intercept = np.concatenate([-coef, coef]), np.concatenate([-intercept, intercept])
         # An absent class gets a constant logit 10 below every training score: it never wins, and a loss computed
         # on these logits (with label smoothing, say) stays finite and readable.
-        lowest = float((scaler.transform(features) @ ridge.coef_.T + ridge.intercept_).min())
+        lowest = temperature * float((standardised @ ridge.coef_.T + ridge.intercept_).min())
         weight = torch.zeros_like(self.head.weight, dtype=torch.float64)
         bias = torch.full_like(self.head.bias, min(lowest, float(intercept.min())) - 10.0, dtype=torch.float64)
         weight[torch.from_numpy(classes)] = torch.from_numpy(coef)
@@ -191,10 +193,51 @@ class MiniRocket(HarModel):
             torch.from_numpy(features).to(self.head.weight.device) @ self.head.weight.double().T
             + self.head.bias.double()
         )
-        return {"alpha": float(ridge.alpha_), "train_logits": logits.float()}
+        return {"alpha": float(ridge.alpha_), "temperature": temperature, "train_logits": logits.float()}
 
     def feature_modules(self) -> list[nn.Module]:
         return []
+
+
+def _fit_ridge(features: np.ndarray, labels: np.ndarray) -> tuple[object, np.ndarray]:
+    """`RidgeClassifierCV` over `RIDGE_ALPHAS` as the paper fits it, and each training window's left-out scores
+    at the alpha it chose (`[n, classes]`, or `[n, 1]` for two classes).
+
+    The scorer is sklearn's default criterion, the mean squared leave-one-out error of the +-1 targets; given as
+    a scorer, it also receives the left-out scores, which the default keeps only as squared errors.
+    """
+    from sklearn.linear_model import RidgeClassifierCV
+
+    classes = np.unique(labels)
+    targets = np.where(labels[:, None] == classes[None, :], 1.0, -1.0)
+    targets = targets[:, 1:] if len(classes) == 2 else targets  # one score for two classes, as sklearn keeps
+    left_out = []
+
+    def negative_squared_error(estimator, predictions, y, **params) -> float:
+        left_out.append(np.asarray(predictions, np.float64).reshape(targets.shape))
+        return -float(np.mean((targets - left_out[-1]) ** 2))
+
+    ridge = RidgeClassifierCV(alphas=RIDGE_ALPHAS, scoring=negative_squared_error).fit(features, labels)
+    return ridge, left_out[int(np.argmin(np.abs(np.array(RIDGE_ALPHAS) - ridge.alpha_)))]
+
+
+def _temperature(left_out: np.ndarray, labels: np.ndarray) -> float:
+    """The factor on the ridge scores whose softmax best predicts left-out windows (least log loss).
+
+    Ridge scores regress +-1 targets, so their softmax is nearly flat: about 0.5 top probability where the
+    classifier is right 9 times in 10. The scores of each training window with that window left out (ridge's
+    closed-form leave-one-out) are an honest sample to scale on; the ranking, so every prediction, is unchanged.
+    """
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+
+    scores = np.concatenate([-left_out, left_out], axis=1) if left_out.shape[1] == 1 else left_out
+    index = np.searchsorted(np.unique(labels), labels)
+
+    def log_loss(log_factor: float) -> float:
+        return -log_softmax(np.exp(log_factor) * scores, axis=1)[np.arange(len(index)), index].mean()
+
+    return float(np.exp(minimize_scalar(log_loss, bounds=(np.log(0.1), np.log(100.0)), method="bounded").x))
 
 
 @register_model("minirocket")

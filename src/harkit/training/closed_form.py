@@ -6,11 +6,14 @@ A model opts in by having a `fit(x_train, y_train, seed=...)` method; the engine
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
 import torch
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 
 def is_closed_form(model: nn.Module) -> bool:
@@ -37,7 +40,11 @@ def fit_closed_form(
     began = time.perf_counter()
     fitted = model.fit(x_train, y_train, seed=seed)
     train_seconds = time.perf_counter() - began
-    logits = fitted.get("train_logits") if isinstance(fitted, dict) else None
+    fitted = fitted if isinstance(fitted, dict) else {}
+    facts = {key: value for key, value in fitted.items() if isinstance(value, float)}  # alpha, temperature
+    if facts:
+        log.info("closed-form fit in %.1f s: %s", train_seconds, ", ".join(f"{k} {v:.4g}" for k, v in facts.items()))
+    logits = fitted.get("train_logits")
     if logits is None:
         train = evaluate_split(model, x_train, y_train, batch_size, criterion, None)
     else:  # the model scored its training windows while fitting

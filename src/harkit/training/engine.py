@@ -711,7 +711,9 @@ def train(
             log.info("epoch %d: %s", epoch, status)
             if on_epoch is not None:
                 on_epoch(row)
-    if evaluate:  # a final run that learned nothing fails loudly; a search's trial is just scored low
+    # A final run that learned nothing fails loudly; a search's trial is just scored low. A closed-form fit has no
+    # learning rate to diverge with.
+    if evaluate and not is_closed_form(model):
         from harkit.training.divergence import TrainingDiverged, diverged
 
         steps = len(history) * batches
