@@ -52,8 +52,9 @@ KEEP_LAST_WINDOWS = 1000
 # validating (docs/results/accuracy).
 VAL_FRACTION = 0.2
 # `--model auto`, the default of `harkit train`: MiniRocket below this many training windows, SANN from it on.
-# Measured with 3 seeds on six real datasets (docs/results/recipe): below it MiniRocket led SANN on every one
-# (by 1 to 6 points); ...
+# Measured with 3 seeds on nine real datasets and subsets (docs/results/recipe/README.md): MiniRocket led SANN's
+# defaults by 1 to 7 points below 1,000 windows and was level or up to 0.3 points ahead at 1,600-3,250; SANN was
+# level or ahead on the full HAPT and UCI-HAR training sets (about 7,400).
 AUTO_MODEL_WINDOWS = 5000
 ARTICLE = {
     "epochs": 30,
@@ -264,7 +265,7 @@ def resolve(
             classes,
             batch_size,
             config.val_fraction,
-            selects=not closed_form and (keep == "best" or bool(patience)),
+            selects=_selects(keep, patience, closed_form),
         ),
     )
 
@@ -290,11 +291,13 @@ def selects_on_validation(config, n_windows: int, closed_form: bool = False) -> 
     It does when it keeps the best epoch on validation or stops early; a closed-form fit (MiniRocket) selects
     nothing. Decides `--val-fraction auto`: validation is held out only where it is used.
     """
-    if closed_form:
-        return False
     schedule = config.schedule or (ARTICLE if config.recipe == "article" else HARKIT)["schedule"]
     # Patience only matters as none or some: any epoch count gives the same answer.
-    return _keep(config, schedule, n_windows) == "best" or _patience(config, schedule, MIN_EPOCHS) is not None
+    return _selects(_keep(config, schedule, n_windows), _patience(config, schedule, MIN_EPOCHS), closed_form)
+
+
+def _selects(keep: str, patience: int | None, closed_form: bool) -> bool:
+    return not closed_form and (keep == "best" or bool(patience))
 
 
 def auto_model(config, n_windows: int) -> tuple[str, str]:
