@@ -2,14 +2,14 @@
 
 harkit: `harkit.training.engine.train` with every option at its default (recipe, `--precision auto`, `--compile
 auto`), exactly what `harkit train --dataset hapt` runs. The article recipe: a shuffled `DataLoader` over a
-`TensorDataset`, AdamW (lr 5e-4, weight decay 1e-3), StepLR (every 10 epochs, gamma 0.5), batch 128, fp32, 30 epochs
-(as `train_speed.py`'s plain recipe). Both train on the windows of all 21 training subjects, which is what the
-defaults choose on HAPT (`--val-fraction auto`) and what the article trains on. The two take turns epoch by epoch in
-this process (harkit's epoch, then the article's), so both meet the same machine load; after every epoch each model
-is scored on the test subjects, which is not counted. harkit's time is its whole epochs (training, validation if
-any, its first epoch's compilation if it compiles); the article's its training epochs. The one-time probe of
-`--precision auto` (cached per machine) is reported apart. Prints `time to 0.95: harkit X s, article recipe Y s,
-ratio Z.ZZx`.
+`TensorDataset`, AdamW (lr 5e-4, weight decay 1e-3), StepLR (every 10 epochs, gamma 0.5), batch 128, fp32, 30
+epochs, in a process of its own (`article_recipe.py`, as `train_speed.py`'s plain recipe). Both train on the
+windows of all 21 training subjects, which is what the defaults choose on HAPT (`--val-fraction auto`) and what
+the article trains on. The two take turns epoch by epoch (harkit's epoch, then the article's), so both meet the
+same machine load; after every epoch each model is scored on the test subjects, which is not counted. harkit's
+time is its whole epochs (training, validation if any, its first epoch's compilation if it compiles); the
+article's its training epochs. The one-time probe of `--precision auto` (cached per machine) is reported apart.
+Prints `time to 0.95: harkit X s, article recipe Y s, ratio Z.ZZx`.
 Usage: python benchmarks/time_to_accuracy.py [--data-dir DIR] [--target 0.95] [--threads N]
 """
 
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 
+from article_recipe import ArticleRecipe
 from harkit.datasets import prepare
 from harkit.evaluation.cost import count_macs
 from harkit.hardware import facts_lines, machine_facts, matmul_gflops
@@ -40,26 +40,6 @@ class Reached(Exception):
 
 def test_accuracy(model, x_test: torch.Tensor, y_test: np.ndarray) -> float:
     return float((predict_logits(model, x_test, 256).argmax(1).numpy() == y_test).mean())
-
-
-def article_epochs(prepared, epochs: int = 30):
-    """The article's recipe, one epoch per `next()`: yields (training seconds, model)."""
-    torch.manual_seed(0)
-    model = create_model("sann", prepared.meta["window"], len(prepared.meta["channels"]), len(prepared.meta["classes"]))
-    x = torch.tensor(np.array(prepared.train.x))
-    loader = DataLoader(TensorDataset(x, torch.tensor(prepared.train.y)), batch_size=128, shuffle=True)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=1e-3)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.5)
-    criterion = torch.nn.CrossEntropyLoss()
-    for _ in range(epochs):
-        began = time.perf_counter()
-        model.train()
-        for xb, yb in loader:
-            optimizer.zero_grad()
-            criterion(model(xb), yb).backward()
-            optimizer.step()
-        scheduler.step()
-        yield time.perf_counter() - began, model
 
 
 def first_reaching(rows: list[dict], target: float) -> tuple[int, float] | None:
@@ -98,15 +78,14 @@ def main() -> None:
         f"SANN {macs / 1e6:.1f} M MACs per window"
     )
 
-    article = article_epochs(prepared)
+    article = ArticleRecipe(prepared, epochs=30)
     rows: dict[str, list[dict]] = {"harkit": [], "article recipe": []}
 
     def done() -> bool:
         return all(first_reaching(r, args.target) for r in rows.values())
 
     def article_epoch() -> None:
-        seconds, model = next(article)
-        accuracy = test_accuracy(model, x_test, y_test)
+        seconds, accuracy = article.epoch()
         rows["article recipe"].append(
             {"epoch": len(rows["article recipe"]) + 1, "seconds": seconds, "accuracy": accuracy}
         )
@@ -161,6 +140,7 @@ def main() -> None:
         whole = time.perf_counter() - began
     while not done() and len(rows["article recipe"]) < 30:
         article_epoch()
+    article.close()
     harkit_epochs = sum(row["seconds"] for row in rows["harkit"])
     print(f"harkit's run: {whole:.0f} s wall, {harkit_epochs:.0f} s of it its own epochs")
 

@@ -1,6 +1,9 @@
 """What `auto` chooses from injected machine facts and probe numbers (no timing), and the probe's cache."""
 
 import json
+import platform
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -212,10 +215,41 @@ def test_a_run_records_what_auto_chose_and_why(tiny_config, tmp_path, monkeypatc
     assert "1.72x" in resolved["precision_reason"]
     assert resolved["compile"] is False
     assert "less than compiling alone" in resolved["compile_reason"]  # a few tiny steps
+    assert resolved["allocator"] == hardware.keep_freed_memory()
     # config.json files written before compile could be "auto" still load, and strings from files are understood
     old = {**saved, "compile": False}
     assert TrainConfig.from_json(old).compile is False
     assert TrainConfig.from_json({**saved, "compile": "true"}).compile is True
+
+
+FAULTS_PER_REUSE = """
+import resource, sys, torch
+from harkit.hardware import keep_freed_memory
+
+def faults_per_step():
+    for _ in range(20):  # the heap settles to its largest block in a few rounds
+        torch.ones(16 << 20)  # 64 MiB, freed at once: what a training step does with its activations
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        torch.ones(16 << 20)
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5
+
+default = faults_per_step()
+print(keep_freed_memory())
+print(default, faults_per_step())
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="the setting is glibc's")
+def test_freed_memory_is_reused_without_page_faults():
+    # A fresh process: the setting lasts for the life of the process that makes it.
+    lines = subprocess.run(
+        [sys.executable, "-c", FAULTS_PER_REUSE], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert lines[0].startswith("glibc keeps freed blocks")
+    default, kept = map(float, lines[1].split())
+    assert default > 10_000  # every 64 MiB block came back zero-filled, page by page (16,384 pages)
+    assert kept < 100
 
 
 def test_explicit_settings_are_not_probed(tiny_config, tmp_path, monkeypatch):
