@@ -185,6 +185,33 @@ def test_probe_is_cached_per_machine_and_measured_once(monkeypatch):
 
 
 @pytest.mark.real_probe
+def test_each_model_is_probed_at_its_own_shape_and_cached_apart(monkeypatch):
+    probed = []
+
+    def fake_steps(device, spec, steps=8):
+        probed.append(spec)
+        return {"fp32_step_ms": 200.0, "bf16_step_ms": 100.0, "fp32_accuracy": 0.9, "bf16_accuracy": 0.9}
+
+    monkeypatch.setattr(hardware, "measure_steps", fake_steps)
+    monkeypatch.setattr(hardware, "matmul_gflops", lambda dtype, seconds=0.5, size=512: 100.0)
+    cpu = torch.device("cpu")
+    small = hardware.ProbeModel("tiny", 64, 3, 4, (("filters", 8),))
+    assert hardware.measured_probe(ZEN4, cpu, spec=small).model == "tiny"
+    hardware.measured_probe(ZEN4, cpu)
+    hardware.measured_probe(ZEN4, cpu, spec=small)  # cached
+    assert probed == [small, hardware.SANN_ON_HAPT]
+    assert hardware.probe_path(ZEN4, "cpu", small) != hardware.probe_path(ZEN4, "cpu")
+    reason = choose_precision(ZEN4, hardware.load_probe(ZEN4, "cpu", small)).reason
+    assert "tiny step 100 ms bf16 against 200 ms fp32" in reason
+
+
+def test_the_probe_trains_the_model_it_is_given():
+    numbers = hardware.measure_steps(torch.device("cpu"), hardware.ProbeModel("tiny", 32, 3, 4, (("filters", 8),)), 3)
+    assert numbers["fp32_step_ms"] > 0 and numbers["bf16_step_ms"] > 0
+    assert 0 <= numbers["fp32_accuracy"] <= 1 and 0 <= numbers["bf16_accuracy"] <= 1
+
+
+@pytest.mark.real_probe
 def test_damaged_cache_is_measured_again(monkeypatch):
     monkeypatch.setattr(
         hardware,
@@ -220,6 +247,37 @@ def test_a_run_records_what_auto_chose_and_why(tiny_config, tmp_path, monkeypatc
     old = {**saved, "compile": False}
     assert TrainConfig.from_json(old).compile is False
     assert TrainConfig.from_json({**saved, "compile": "true"}).compile is True
+
+
+def test_a_run_probes_its_own_model_at_its_shape(tiny_config, tmp_path, monkeypatch):
+    from harkit.training.engine import train
+
+    probed = []
+
+    def record(*args, spec=hardware.SANN_ON_HAPT, **kwargs):
+        probed.append(spec)
+        return probe()
+
+    monkeypatch.setattr(hardware, "machine_facts", lambda: ZEN4)
+    monkeypatch.setattr(hardware, "measured_probe", record)
+    run = train(replace(tiny_config, epochs=1), tmp_path / "run", progress=False, evaluate=False)
+    meta = json.loads((run / "dataset.json").read_text())
+    shape = (meta["window"], len(meta["channels"]), len(meta["classes"]))
+    expected = hardware.ProbeModel("sann", *shape, (("width", 0.125),))
+    assert probed and set(probed) == {expected}
+
+
+def test_a_closed_form_fit_is_not_probed(tiny_config, tmp_path, monkeypatch):
+    from harkit.training.engine import train
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("probed a model that takes no training steps")
+
+    monkeypatch.setattr(hardware, "measured_probe", no_probe)
+    config = replace(tiny_config, model="minirocket", model_options={}, epochs=1)
+    run = train(config, tmp_path / "run", progress=False, evaluate=False)
+    resolved = json.loads((run / "config.json").read_text())["resolved"]
+    assert resolved["precision"] == "fp32" and "closed-form" in resolved["precision_reason"]
 
 
 FAULTS_PER_REUSE = """

@@ -1,13 +1,16 @@
 """What this machine computes fast, measured, and what `--precision auto` and `--compile auto` choose from it.
 
-Training speed depends on the CPU in ways no rule of thumb captures: bf16 autocast is 1.7x faster on a CPU that
-computes bf16 natively (`avx512_bf16`, AMX) and slower where it is emulated; `torch.compile` gains 1.4x on one
-machine and loses on another. So `auto` decides from a short probe on this machine: GEMM throughput in fp32 and
-bf16, and a few SANN training steps in each precision from the same weights on the same learnable synthetic
-batches (speed, and the accuracy they reach). Whether compiling pays off is measured too, but only when the run
-is long enough for it to possibly pay off. Results are cached as JSON per machine, threads and torch version
-under the cache directory. The choices themselves (`choose_precision`, `choose_compile`) are pure functions of
-the facts and the measured numbers, so they are tested without timing anything.
+Training speed depends on the CPU, and on the model, in ways no rule of thumb captures: bf16 autocast is 1.7x
+faster on a CPU that computes bf16 natively (`avx512_bf16`, AMX) and slower where it is emulated; `torch.compile`
+gains 1.4x on one machine and loses on another; and on one CPU (AMD EPYC with `avx512_bf16`) SANN's step is 1.6x
+faster in bf16 and 1.3x compiled where `tiny`'s is 1.02x and 0.96x. So `auto`
+decides from a short probe on this machine: GEMM throughput in fp32 and bf16, and a few training steps of the
+run's own model, at its window, channels and classes, in each precision from the same weights on the same
+learnable synthetic batches (speed, and the accuracy they reach). Whether compiling pays off is measured too, but
+only when the run is long enough for it to possibly pay off. Results are cached as JSON per machine, threads,
+torch version and model under the cache directory. The choices themselves (`choose_precision`,
+`choose_compile`) are pure functions of the facts and the measured numbers, so they are tested without timing
+anything.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ BF16_MIN_SPEEDUP = 1.1
 BF16_MAX_ACCURACY_LOSS = 0.02
 # Compiling a SANN training graph takes 10-20 s on a 2-core CPU; a run shorter than this cannot win it back.
 MIN_COMPILE_SECONDS = 10.0
-PROBE_BATCH, PROBE_WINDOW, PROBE_CHANNELS, PROBE_CLASSES = 128, 128, 6, 6
+PROBE_BATCH = 128
 PROBE_VERSION = 1  # bump when the probe changes, so old cache entries are measured again
 
 
@@ -128,13 +131,32 @@ def matmul_gflops(dtype: torch.dtype = torch.float32, seconds: float = 0.5, size
     return best
 
 
+@dataclass(frozen=True)
+class ProbeModel:
+    """The model a probe measures, at the shape of the run it decides for (`harkit doctor`: SANN on HAPT)."""
+
+    name: str = "sann"
+    window: int = 128
+    channels: int = 6
+    classes: int = 6
+    options: tuple = ()  # the model options as sorted (name, value) pairs
+
+    def key(self) -> str:
+        text = json.dumps(asdict(self), sort_keys=True, default=str)
+        return f"{self.name}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+
+
+SANN_ON_HAPT = ProbeModel()
+
+
 @dataclass
 class Probe:
     """Measured numbers `auto` decides from; `None` where not measured (yet)."""
 
     fp32_gflops: float
     bf16_gflops: float
-    fp32_step_ms: float | None = None  # median SANN training step, batch PROBE_BATCH
+    model: str = "sann"  # the model whose steps were measured
+    fp32_step_ms: float | None = None  # median training step, batch PROBE_BATCH
     bf16_step_ms: float | None = None
     fp32_accuracy: float | None = None  # on held-out synthetic windows after the same steps
     bf16_accuracy: float | None = None
@@ -166,7 +188,9 @@ def choose_precision(machine: Machine, probe: Probe | None, device: str = "cpu")
     if probe is None or probe.fp32_step_ms is None or probe.bf16_step_ms is None:
         return Choice("fp32", "bf16 not measured on this machine")
     speedup = probe.fp32_step_ms / probe.bf16_step_ms
-    numbers = f"SANN step {probe.bf16_step_ms:.0f} ms bf16 against {probe.fp32_step_ms:.0f} ms fp32 ({speedup:.2f}x)"
+    numbers = (
+        f"{probe.model} step {probe.bf16_step_ms:.0f} ms bf16 against {probe.fp32_step_ms:.0f} ms fp32 ({speedup:.2f}x)"
+    )
     if speedup < BF16_MIN_SPEEDUP:
         return Choice("fp32", f"bf16 is native but not faster enough: {numbers}, below {BF16_MIN_SPEEDUP}x")
     if probe.bf16_accuracy is None or probe.fp32_accuracy is None:
@@ -198,7 +222,7 @@ def compile_setting(value: bool | str | None) -> bool | str:
 
 
 def _eager_seconds(probe: Probe | None, precision: str, steps: int, batch_size: int) -> float | None:
-    """The run's eager training time estimated from the probe's SANN step, scaled to the batch size."""
+    """The run's eager training time estimated from the probe's step, scaled to the batch size."""
     step_ms = probe.step_ms(precision) if probe else None
     return None if step_ms is None else steps * step_ms / 1000 * batch_size / PROBE_BATCH
 
@@ -225,7 +249,7 @@ def choose_compile(
 ) -> Choice:
     """Whether to compile a run of `steps` training steps: where the time it saves exceeds the time compiling takes.
 
-    The saving is the probe's SANN step (scaled to `batch_size`) times `steps` times the fraction compiling saves.
+    The saving is the probe's step (scaled to `batch_size`) times `steps` times the fraction compiling saves.
     """
     setting = compile_setting(setting)
     if isinstance(setting, bool):
@@ -246,7 +270,7 @@ def choose_compile(
         return Choice(False, f"compiled {precision} steps were not measured")
     saved = eager_seconds * (1 - probe.compiled_step_ms / step_ms)
     numbers = (
-        f"SANN step {probe.compiled_step_ms:.0f} ms compiled against {step_ms:.0f} ms eager ({precision}), "
+        f"{probe.model} step {probe.compiled_step_ms:.0f} ms compiled against {step_ms:.0f} ms eager ({precision}), "
         f"{probe.compile_seconds:.0f} s to compile"
     )
     if saved <= probe.compile_seconds:
@@ -257,14 +281,14 @@ def choose_compile(
 # ---- measuring ---------------------------------------------------------------------------------------------
 
 
-def _synthetic(count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _synthetic(count: int, generator: torch.Generator, spec: ProbeModel) -> tuple[torch.Tensor, torch.Tensor]:
     """Learnable windows: each class a sine of its own frequency on its own channel, in noise."""
-    y = torch.randint(0, PROBE_CLASSES, (count,), generator=generator)
-    time_axis = torch.arange(PROBE_WINDOW, dtype=torch.float32)
-    x = torch.randn(count, PROBE_WINDOW, PROBE_CHANNELS, generator=generator)
+    y = torch.randint(0, spec.classes, (count,), generator=generator)
+    time_axis = torch.arange(spec.window, dtype=torch.float32)
+    x = torch.randn(count, spec.window, spec.channels, generator=generator)
     frequency = (y.float() + 1) * 2 * torch.pi / 32
     signal = torch.sin(frequency[:, None] * time_axis[None, :])
-    x[torch.arange(count), :, y % PROBE_CHANNELS] += 3 * signal
+    x[torch.arange(count), :, y % spec.channels] += 3 * signal
     return x, y
 
 
@@ -279,12 +303,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _stepper(device: torch.device, precision: str, compile: bool) -> tuple[Callable, torch.nn.Module]:
-    """A SANN training step on the probe's batches, from seeded weights."""
+def _stepper(device: torch.device, precision: str, compile: bool, spec: ProbeModel) -> tuple[Callable, torch.nn.Module]:
+    """A training step of the probed model on the probe's batches, from seeded weights."""
     from harkit.models import create_model
 
     torch.manual_seed(0)
-    model = create_model("sann", PROBE_WINDOW, PROBE_CHANNELS, PROBE_CLASSES).to(device)
+    model = create_model(spec.name, spec.window, spec.channels, spec.classes, **dict(spec.options)).to(device)
     forward = model
     if compile:
         from harkit.training.compile import compile_model
@@ -310,12 +334,12 @@ def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, precisio
     return float((predictions == y).float().mean())
 
 
-def measure_steps(device: torch.device, steps: int = 8) -> dict:
-    """Median fp32 and bf16 SANN step times, interleaved, and the accuracy each reaches from the same start."""
+def measure_steps(device: torch.device, spec: ProbeModel = SANN_ON_HAPT, steps: int = 8) -> dict:
+    """Median fp32 and bf16 step times, interleaved, and the accuracy each reaches from the same start."""
     generator = torch.Generator().manual_seed(0)
-    batches = [tuple(t.to(device) for t in _synthetic(PROBE_BATCH, generator)) for _ in range(steps)]
-    x_test, y_test = (t.to(device) for t in _synthetic(512, generator))
-    steppers = {precision: _stepper(device, precision, compile=False) for precision in ("fp32", "bf16")}
+    batches = [tuple(t.to(device) for t in _synthetic(PROBE_BATCH, generator, spec)) for _ in range(steps)]
+    x_test, y_test = (t.to(device) for t in _synthetic(512, generator, spec))
+    steppers = {precision: _stepper(device, precision, False, spec) for precision in ("fp32", "bf16")}
     times: dict[str, list[float]] = {"fp32": [], "bf16": []}
     for x, y in batches:
         for precision, (step, _) in steppers.items():  # alternating keeps both under the same machine load
@@ -331,12 +355,12 @@ def measure_steps(device: torch.device, steps: int = 8) -> dict:
     return result
 
 
-def measure_compile(device: torch.device, precision: str, steps: int = 6) -> dict:
-    """Seconds to compile the SANN step and the median compiled step, against eager steps interleaved with it."""
+def measure_compile(device: torch.device, precision: str, spec: ProbeModel = SANN_ON_HAPT, steps: int = 6) -> dict:
+    """Seconds to compile the step and the median compiled step, against eager steps interleaved with it."""
     generator = torch.Generator().manual_seed(0)
-    x, y = (t.to(device) for t in _synthetic(PROBE_BATCH, generator))
-    eager, _ = _stepper(device, precision, compile=False)
-    compiled, _ = _stepper(device, precision, compile=True)
+    x, y = (t.to(device) for t in _synthetic(PROBE_BATCH, generator, spec))
+    eager, _ = _stepper(device, precision, False, spec)
+    compiled, _ = _stepper(device, precision, True, spec)
     eager(x, y)
     began = time.perf_counter()
     compiled(x, y)  # compiles the forward and backward graphs
@@ -360,11 +384,11 @@ def measure_compile(device: torch.device, precision: str, steps: int = 6) -> dic
     }
 
 
-def probe_path(machine: Machine, device: str) -> Path:
-    """Where the probe of this machine, thread count, torch version and device is cached."""
+def probe_path(machine: Machine, device: str, spec: ProbeModel = SANN_ON_HAPT) -> Path:
+    """Where the probe of this machine, thread count, torch version, device and model is cached."""
     from harkit.datasets.download import default_cache_dir
 
-    return default_cache_dir() / "hardware" / f"probe-{machine.key(device)}.json"
+    return default_cache_dir() / "hardware" / f"probe-{machine.key(device)}-{spec.key()}.json"
 
 
 def _save(path: Path, machine: Machine, probe: Probe) -> None:
@@ -374,9 +398,9 @@ def _save(path: Path, machine: Machine, probe: Probe) -> None:
     os.replace(staging, path)
 
 
-def load_probe(machine: Machine, device: str) -> Probe | None:
-    """The cached probe of this machine, or None."""
-    path = probe_path(machine, device)
+def load_probe(machine: Machine, device: str, spec: ProbeModel = SANN_ON_HAPT) -> Probe | None:
+    """The cached probe of this machine and model, or None."""
+    path = probe_path(machine, device, spec)
     try:
         data = json.loads(path.read_text())["probe"]
         return Probe(**{k: v for k, v in data.items() if k in Probe.__dataclass_fields__})
@@ -391,26 +415,27 @@ def measured_probe(
     steps: int = 0,
     batch_size: int = PROBE_BATCH,
     fresh: bool = False,
+    spec: ProbeModel = SANN_ON_HAPT,
 ) -> Probe:
     """The probe from the cache, measuring what is missing.
 
     The precisions are always measured; the compile numbers only when a run of `steps` steps in `precision` is
     long enough to need them.
     """
-    path = probe_path(machine, str(device))
-    probe = None if fresh else load_probe(machine, str(device))
+    path = probe_path(machine, str(device), spec)
+    probe = None if fresh else load_probe(machine, str(device), spec)
     changed = False
     if probe is None:
-        log.info("measuring this machine once for auto precision and compile (cached in %s)", path)
+        log.info("measuring %s on this machine once for auto precision and compile (cached in %s)", spec.name, path)
         # A few seconds in all on an idle machine: it runs before the first training run of a fresh cache.
         bf16 = matmul_gflops(torch.bfloat16, 0.25) if device.type == "cpu" else 0.0
-        probe = Probe(fp32_gflops=matmul_gflops(torch.float32, 0.25), bf16_gflops=bf16)
+        probe = Probe(fp32_gflops=matmul_gflops(torch.float32, 0.25), bf16_gflops=bf16, model=spec.name)
         if device.type != "cpu" or machine.native_bf16:
-            for key, value in measure_steps(device).items():
+            for key, value in measure_steps(device, spec).items():
                 setattr(probe, key, value)
         else:  # bf16 is not a candidate: only the fp32 step, for the compile decision
-            step, _ = _stepper(device, "fp32", compile=False)
-            x, y = _synthetic(PROBE_BATCH, torch.Generator().manual_seed(0))
+            step, _ = _stepper(device, "fp32", False, spec)
+            x, y = _synthetic(PROBE_BATCH, torch.Generator().manual_seed(0), spec)
             times = []
             for _ in range(6):
                 began = time.perf_counter()
@@ -420,8 +445,8 @@ def measured_probe(
         probe.measured = {"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "threads": machine.threads}
         changed = True
     if precision is not None and compile_needs_measuring(probe, precision, steps, batch_size):
-        log.info("measuring torch.compile once on this machine (%s)", precision)
-        numbers = measure_compile(device, precision)
+        log.info("measuring torch.compile of %s once on this machine (%s)", spec.name, precision)
+        numbers = measure_compile(device, precision, spec)
         probe.compile_precision = numbers["compile_precision"]
         probe.compile_seconds = numbers["compile_seconds"]
         eager_ms = probe.step_ms(precision)
@@ -443,34 +468,39 @@ def has_compiler() -> bool:
         return False
 
 
-def resolve_precision(device: torch.device, precision: str) -> tuple[str, str]:
-    """The precision a run uses and why: `auto` decides from the probe, anything else is as asked."""
+def resolve_precision(device: torch.device, precision: str, spec: ProbeModel = SANN_ON_HAPT) -> tuple[str, str]:
+    """The precision a run of `spec` uses and why: `auto` decides from its probe, anything else is as asked."""
     if precision != "auto":
         return precision, "set explicitly"
     if device.type == "cuda":
         choice = choose_precision(machine_facts(), None, "cuda")
         return str(choice.value), choice.reason
     machine = machine_facts()
-    probe = measured_probe(machine, device) if machine.native_bf16 else None
+    probe = measured_probe(machine, device, spec=spec) if machine.native_bf16 else None
     choice = choose_precision(machine, probe, device.type)
     return str(choice.value), choice.reason
 
 
 def resolve_compile(
-    setting: bool | str | None, device: torch.device, precision: str, steps: int, batch_size: int
+    setting: bool | str | None,
+    device: torch.device,
+    precision: str,
+    steps: int,
+    batch_size: int,
+    spec: ProbeModel = SANN_ON_HAPT,
 ) -> tuple[bool, str]:
-    """Whether a run of `steps` steps compiles, and why; `auto` measures on this machine if it needs to."""
+    """Whether a run of `spec` for `steps` steps compiles, and why; `auto` measures on this machine if it needs to."""
     setting = compile_setting(setting)
     if isinstance(setting, bool):
         return setting, "set explicitly"
     machine = machine_facts()
-    probe = measured_probe(machine, device)
+    probe = measured_probe(machine, device, spec=spec)
     compiler = True  # a run too short to win compiling back is refused for that, compiler or not
     if could_pay_off(probe, precision, steps, batch_size):
         # Only now look for a compiler: importing Inductor takes seconds.
         compiler = device.type != "cpu" or has_compiler()
         if compiler:
-            probe = measured_probe(machine, device, precision, steps, batch_size)
+            probe = measured_probe(machine, device, precision, steps, batch_size, spec=spec)
     choice = choose_compile(setting, probe, precision, steps, batch_size, compiler)
     return bool(choice.value), choice.reason
 

@@ -396,18 +396,11 @@ def train(
         raise HarkitError(f"epochs must be at least 1, got {config.epochs}")
     seed_everything(config.seed)
     torch.set_num_threads(config.threads or max(1, len(os.sched_getaffinity(0)) // group.world))
-    from harkit.hardware import agree, keep_freed_memory, resolve_compile, resolve_precision
+    from harkit.hardware import ProbeModel, agree, keep_freed_memory, resolve_compile, resolve_precision
 
     allocator = keep_freed_memory() if device.type == "cpu" else None  # before the probe, which it speeds too
-    # `auto` measures this machine once (cached); under torchrun the main process decides for all.
-    if config.precision == "auto" and "precision" in chosen:
-        precision, precision_reason = chosen["precision"], f"as the run chose: {chosen.get('precision_reason')}"
-    else:
-        precision, precision_reason = agree(
-            resolve_precision(device, config.precision) if group.main else (None, None), group.world
-        )
-    autocast, scale_gradients, precision = autocast_for(device, precision)
-
+    if config.precision != "auto":
+        autocast_for(device, config.precision)  # a precision this device cannot run fails before any reading
     given = prepared is not None
     if not given:
         prepared = _prepare(config, group)
@@ -417,6 +410,18 @@ def train(
     if config.model == "auto":
         config = choose_model(config, windows, log_choice=group.main)
     model = create_model(config.model, window, channels, num_classes, **config.model_options)
+    # `auto` measures this model at this shape on this machine once (cached); under torchrun the main process
+    # decides for all.
+    probed = ProbeModel(config.model, window, channels, num_classes, tuple(sorted(config.model_options.items())))
+    if config.precision == "auto" and "precision" in chosen:
+        precision, precision_reason = chosen["precision"], f"as the run chose: {chosen.get('precision_reason')}"
+    elif config.precision == "auto" and is_closed_form(model):
+        precision, precision_reason = "fp32", "a closed-form fit has no training steps to speed up"
+    else:
+        precision, precision_reason = agree(
+            resolve_precision(device, config.precision, probed) if group.main else (None, None), group.world
+        )
+    autocast, scale_gradients, precision = autocast_for(device, precision)
     if config.val_fraction == "auto":  # prepared without validation; hold some out only if the run uses it
         if given:
             config = replace(config, val_fraction=meta["val_fraction"])
@@ -481,7 +486,7 @@ def train(
     elif not is_closed_form(model):
         steps = config.epochs * math.ceil(len(y_train) // group.world / max(1, config.batch_size // group.world))
         use_compile, compile_reason = agree(
-            resolve_compile(config.compile, device, precision, steps, config.batch_size)
+            resolve_compile(config.compile, device, precision, steps, config.batch_size, probed)
             if group.main
             else (None, None),
             group.world,
