@@ -225,6 +225,18 @@ def test_damaged_cache_is_measured_again(monkeypatch):
     assert hardware.measured_probe(ZEN4, torch.device("cpu")).bf16_step_ms == 2.0
 
 
+def test_compiling_is_measured_afresh_where_the_process_compiled_the_model_before():
+    from torch._dynamo.utils import counters
+
+    spec = hardware.ProbeModel("sann", 32, 3, 4, (("width", 0.125),))
+    step, _ = hardware._stepper(torch.device("cpu"), "fp32", True, spec)
+    step(*hardware._synthetic(hardware.PROBE_BATCH, torch.Generator().manual_seed(0), spec))  # compiled here first
+    graphs = counters["stats"]["unique_graphs"]
+    hardware.measure_compile(torch.device("cpu"), "fp32", spec, steps=2)
+    # Dynamo would reuse the graph for the probe's fresh model and time no compiling at all
+    assert counters["stats"]["unique_graphs"] > graphs
+
+
 def test_matmul_gflops_measures_something():
     assert hardware.matmul_gflops(torch.float32, seconds=0.05, size=128) > 0.1
 

@@ -357,6 +357,9 @@ def measure_steps(device: torch.device, spec: ProbeModel = SANN_ON_HAPT, steps: 
 
 def measure_compile(device: torch.device, precision: str, spec: ProbeModel = SANN_ON_HAPT, steps: int = 6) -> dict:
     """Seconds to compile the step and the median compiled step, against eager steps interleaved with it."""
+    # A process that compiled this model before would serve its graph to the probe's fresh copy, and the probe
+    # would time no compiling at all: forget every compiled graph first (training compiles lazily, after this).
+    torch._dynamo.reset()
     generator = torch.Generator().manual_seed(0)
     x, y = (t.to(device) for t in _synthetic(PROBE_BATCH, generator, spec))
     eager, _ = _stepper(device, precision, False, spec)
