@@ -27,6 +27,19 @@ def test_tiny_follows_tinyhar():
     assert model.aggregate.gamma.item() == 0.0  # starts as the last LSTM step alone, as published
 
 
+def test_the_convolutions_run_channels_last_with_the_same_results():
+    torch.manual_seed(0)
+    model = create_model("tiny", 128, 6, 6).eval()
+    x = torch.randn(4, 128, 6)
+    features = model.convs(x.unsqueeze(1))
+    assert features.is_contiguous(memory_format=torch.channels_last)  # oneDNN's fast layout for these kernels
+    plain = create_model("tiny", 128, 6, 6).eval()
+    plain.convs.to(memory_format=torch.contiguous_format)
+    plain.load_state_dict(model.state_dict())
+    torch.testing.assert_close(plain.convs(x.unsqueeze(1)), features)
+    torch.testing.assert_close(plain(x), model(x))
+
+
 def test_channels_interact_only_in_the_transformer_layer():
     torch.manual_seed(0)
     model = create_model("tiny", 64, 4, 3).eval()
