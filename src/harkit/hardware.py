@@ -518,8 +518,9 @@ def keep_freed_memory() -> str | None:
     """Make glibc keep freed memory for reuse instead of handing it back to the kernel; says what it did.
 
     Every training step frees and allocates the same large activation buffers. By default glibc returns them
-    to the kernel, which zero-fills fresh pages at their next use: 10-20 thousand page faults in a SANN step
-    on HAPT's windows, and 12-15 % of the step (AMD EPYC, 2 threads, compiled bf16: 118-127 ms, kept 102-110 ms).
+    to the kernel, which zero-fills fresh pages at their next use: 11-30 thousand page faults in a SANN step on
+    HAPT's shape, whose steps ran 1.32x faster compiled in bf16 and 1.15x in fp32 eager with freed memory kept
+    (2-core AMD EPYC, `benchmarks/allocator_speed.py`).
     The setting is process-wide and lasts: the process keeps the memory it peaked at. None where the C library
     is not glibc (macOS, musl), which is left as it is.
     """
