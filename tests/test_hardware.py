@@ -205,6 +205,32 @@ def test_each_model_is_probed_at_its_own_shape_and_cached_apart(monkeypatch):
     assert "tiny step 100 ms bf16 against 200 ms fp32" in reason
 
 
+@pytest.mark.real_probe
+def test_processes_that_need_the_probe_at_once_measure_it_once(monkeypatch):
+    import threading
+    import time
+
+    calls = []
+
+    def slow_steps(device, spec, steps=8):
+        calls.append(spec)
+        time.sleep(0.3)  # long enough for the other caller to arrive while this one measures
+        return {"fp32_step_ms": 200.0, "bf16_step_ms": 100.0, "fp32_accuracy": 0.9, "bf16_accuracy": 0.9}
+
+    monkeypatch.setattr(hardware, "measure_steps", slow_steps)
+    monkeypatch.setattr(hardware, "matmul_gflops", lambda dtype, seconds=0.5, size=512: 100.0)
+    probes = []
+    callers = [
+        threading.Thread(target=lambda: probes.append(hardware.measured_probe(ZEN4, torch.device("cpu"))))
+        for _ in range(2)
+    ]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert len(calls) == 1 and probes[0] == probes[1]
+
+
 def test_the_probe_trains_the_model_it_is_given():
     numbers = hardware.measure_steps(torch.device("cpu"), hardware.ProbeModel("tiny", 32, 3, 4, (("filters", 8),)), 3)
     assert numbers["fp32_step_ms"] > 0 and numbers["bf16_step_ms"] > 0

@@ -23,7 +23,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -426,6 +426,38 @@ def measured_probe(
     long enough to need them.
     """
     path = probe_path(machine, str(device), spec)
+    with _measuring_alone(path):
+        return _measured_probe(machine, device, precision, steps, batch_size, fresh, spec, path)
+
+
+@contextlib.contextmanager
+def _measuring_alone(path: Path) -> Iterator[None]:
+    """One process at a time reads or measures a probe.
+
+    A grid's other workers wait, then read what it cached, instead of measuring at the same time, each under the
+    other's load, and perhaps deciding otherwise.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: each process measures for itself
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+def _measured_probe(
+    machine: Machine,
+    device: torch.device,
+    precision: str | None,
+    steps: int,
+    batch_size: int,
+    fresh: bool,
+    spec: ProbeModel,
+    path: Path,
+) -> Probe:
     probe = None if fresh else load_probe(machine, str(device), spec)
     changed = False
     if probe is None:
