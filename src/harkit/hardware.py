@@ -3,14 +3,13 @@
 Training speed depends on the CPU, and on the model, in ways no rule of thumb captures: bf16 autocast is 1.7x
 faster on a CPU that computes bf16 natively (`avx512_bf16`, AMX) and slower where it is emulated; `torch.compile`
 gains 1.4x on one machine and loses on another; and on one CPU (AMD EPYC with `avx512_bf16`) SANN's step is 1.6x
-faster in bf16 and 1.3x compiled where `tiny`'s is 1.02x and 0.96x. So `auto`
-decides from a short probe on this machine: GEMM throughput in fp32 and bf16, and a few training steps of the
-run's own model, at its window, channels and classes, in each precision from the same weights on the same
-learnable synthetic batches (speed, and the accuracy they reach). Whether compiling pays off is measured too, but
-only when the run is long enough for it to possibly pay off. Results are cached as JSON per machine, threads,
-torch version and model under the cache directory. The choices themselves (`choose_precision`,
-`choose_compile`) are pure functions of the facts and the measured numbers, so they are tested without timing
-anything.
+faster in bf16 and 1.3x compiled where `tiny`'s is 1.02x and 0.96x. So `auto` decides from a short probe on this
+machine: GEMM throughput in fp32 and bf16, and a few training steps of the run's own model, at its window,
+channels and classes, in each precision from the same weights on the same learnable synthetic batches (speed, and
+the accuracy they reach). Whether compiling pays off is measured too, but only when the run is long enough for it
+to possibly pay off. Results are cached as JSON per machine, threads, torch version and model under the cache
+directory. The choices themselves (`choose_precision`, `choose_compile`) are pure functions of the facts and the
+measured numbers, so they are tested without timing anything.
 """
 
 from __future__ import annotations
