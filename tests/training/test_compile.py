@@ -1,9 +1,12 @@
+import copy
 import shutil
 import sysconfig
 from pathlib import Path
 
 import pytest
 import torch
+from torch._dynamo.utils import counters
+from torch._inductor.utils import fresh_cache
 
 from harkit import HarkitError
 from harkit.models import create_model
@@ -99,12 +102,39 @@ def test_compiled_training_step_matches_eager_and_uses_the_lowering(monkeypatch)
         return loss.detach(), [p.grad.clone() for p in model.parameters()]
 
     eager_loss, eager_grads = step(model)
-    compiled_loss, compiled_grads = step(lowering.compile_model(model))
+    with fresh_cache():  # a cached graph would skip the lowering this test counts
+        compiled_loss, compiled_grads = step(lowering.compile_model(model))
     torch.testing.assert_close(compiled_loss, eager_loss, rtol=1e-5, atol=1e-6)
     for got, want in zip(compiled_grads, eager_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
     # Three stages with several input channels, and the attention of all four stages.
     assert sorted(lowered_channels) == [1, 1, 1, 1, 8, 16, 32]
+
+
+@pytest.mark.skipif(not INDUCTOR_BUILDS, reason="Inductor needs a C++ compiler and Python's headers")
+def test_a_compiled_graph_is_cached_for_later_processes_apart_from_plain_compile(monkeypatch):
+    torch.manual_seed(0)
+    model = create_model("sann", 32, 3, 4, width=0.125)
+    x = torch.randn(16, 32, 3)
+
+    def cache_hits(compile):
+        torch._dynamo.reset()  # as a new process: only Inductor's cache on disk remains
+        counters.clear()
+        out = compile(copy.deepcopy(model))(x)
+        out.sum().backward()
+        return counters["aot_autograd"]["autograd_cache_hit"], out.detach()
+
+    def plain(module):
+        return torch.compile(module, dynamic=False)
+
+    with fresh_cache():
+        runs = [cache_hits(compile) for compile in (plain, lowering.compile_model, lowering.compile_model, plain)]
+        monkeypatch.setattr(lowering, "_SOURCE_HASH", "an edited lowering")
+        edited_hits, _ = cache_hits(lowering.compile_model)
+    # harkit's graph is not served plain torch.compile's, nor the other way round; each is served its own, and an
+    # edited lowering compiles afresh.
+    assert [hits for hits, _ in runs] + [edited_hits] == [0, 0, 1, 1, 0]
+    torch.testing.assert_close(runs[2][1], runs[1][1])
 
 
 def test_compile_without_a_cpp_compiler_says_what_to_install(monkeypatch):
