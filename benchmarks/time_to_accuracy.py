@@ -28,21 +28,17 @@ import numpy as np
 import torch
 from torch._dynamo.utils import counters
 
-from article_recipe import ArticleRecipe
+from article_recipe import ArticleRecipe, test_accuracy
 from harkit.datasets import prepare
 from harkit.evaluation.cost import count_macs
 from harkit.hardware import ProbeModel, facts_lines, machine_facts, matmul_gflops, measured_probe, resolve_precision
 from harkit.models import create_model
 from harkit.training.checkpoint import load_checkpoint, model_from_checkpoint
-from harkit.training.engine import TrainConfig, predict_logits, train
+from harkit.training.engine import TrainConfig, train
 
 
 class Reached(Exception):
     """Both recipes reached the target: harkit's run stops here."""
-
-
-def test_accuracy(model, x_test: torch.Tensor, y_test: np.ndarray) -> float:
-    return float((predict_logits(model, x_test, 256).argmax(1).numpy() == y_test).mean())
 
 
 def first_reaching(rows: list[dict], target: float) -> tuple[int, float] | None:

@@ -26,19 +26,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from article_recipe import ArticleRecipe
+from article_recipe import ArticleRecipe, test_accuracy
 from harkit.datasets import PrepareConfig, prepare
 from harkit.evaluation.cost import count_macs
 from harkit.hardware import facts_lines, machine_facts, matmul_gflops, resolve_compile, resolve_precision
 from harkit.models import create_model
 from harkit.training.checkpoint import load_checkpoint, model_from_checkpoint
-from harkit.training.engine import TrainConfig, predict_logits, train
+from harkit.training.engine import TrainConfig, train
 from harkit.training.recipe import default_batch_size, default_epochs
 
 
 def accuracy(model, prepared, device) -> float:
-    logits = predict_logits(model, torch.tensor(np.array(prepared.test.x)).to(device), 256)
-    return float((logits.argmax(1).cpu().numpy() == prepared.test.y).mean())
+    return test_accuracy(model, torch.tensor(np.array(prepared.test.x)).to(device), prepared.test.y)
 
 
 def plain_recipe(prepared, device: torch.device, epochs: int) -> tuple[list[float], float]:
@@ -117,12 +116,12 @@ def main() -> None:
             f"  {'':18} {'epoch 1 windows/s':>18} {'steady windows/s':>17} {'whole run s':>12} {'test accuracy':>14} "
             f"{'of GEMM peak':>13}"
         )
-        for name, (seconds, test_accuracy) in results.items():
+        for name, (seconds, final_accuracy) in results.items():
             peak = gflops.get(CHOSEN.get(name, "fp32"), gflops["fp32"])
             share = windows / steady[name] * flops / 1e9 / peak
             print(
                 f"  {name:18} {windows / seconds[0]:18.1f} {windows / steady[name]:17.1f} {sum(seconds):12.1f} "
-                f"{test_accuracy:14.4f} {share:12.0%} ({CHOSEN.get(name, 'fp32')} {peak:.0f} GFLOP/s)"
+                f"{final_accuracy:14.4f} {share:12.0%} ({CHOSEN.get(name, 'fp32')} {peak:.0f} GFLOP/s)"
             )
         baseline = results["plain recipe"][0]
         for name, ratios in steady_ratios.items():
