@@ -16,6 +16,7 @@ from sklearn.metrics import f1_score
 
 
 def main(folder: Path) -> None:
+    """Print the table of the finished folds in `folder` (its `fold-NN` run directories)."""
     folds = sorted(p for p in folder.glob("fold-*") if (p / "metrics.json").is_file())
     runs = [json.loads((p / "metrics.json").read_text()) for p in folds]
     print(f"{len(runs)} folds of {folder}: {runs[0]['model']} on {runs[0]['dataset']}\n")
