@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import tempfile
 import time
@@ -31,10 +32,11 @@ from torch._dynamo.utils import counters
 from article_recipe import ArticleRecipe, test_accuracy
 from harkit.datasets import prepare
 from harkit.evaluation.cost import count_macs
-from harkit.hardware import ProbeModel, facts_lines, machine_facts, matmul_gflops, measured_probe, resolve_precision
+from harkit.hardware import ProbeModel, facts_lines, machine_facts, matmul_gflops, resolve_compile, resolve_precision
 from harkit.models import create_model
 from harkit.training.checkpoint import load_checkpoint, model_from_checkpoint
 from harkit.training.engine import TrainConfig, train
+from harkit.training.recipe import default_batch_size, default_epochs
 
 
 class Reached(Exception):
@@ -97,8 +99,10 @@ def main() -> None:
     # instead of reusing the probe's in memory.
     began = time.perf_counter()
     spec = ProbeModel("sann", meta["window"], len(meta["channels"]), len(meta["classes"]))
+    batch = default_batch_size(windows)
+    steps = default_epochs(math.ceil(windows / batch)) * math.ceil(windows / batch)
     precision, _ = resolve_precision(torch.device("cpu"), "auto", spec)
-    measured_probe(machine_facts(), torch.device("cpu"), precision, steps=10**6, spec=spec)
+    resolve_compile("auto", torch.device("cpu"), precision, steps, batch, spec)  # as the run will decide
     print(f"harkit's probe: {time.perf_counter() - began:.0f} s (0 if cached; once per machine and model, not counted)")
     torch._dynamo.reset()
     before = dict(counters["aot_autograd"])
