@@ -175,6 +175,39 @@ def test_a_killed_runs_leftovers_are_cleaned_up_on_resume(trained, tmp_path):
     assert load_checkpoint(copy / "last.pt")["epoch"] == 1 and (copy / "metrics.json").is_file()
 
 
+def test_a_run_another_process_trains_is_refused_and_left_as_it_is(trained, tmp_path):
+    from harkit.runs import run_lock
+
+    run, hapt = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / "last.tmp").write_bytes(b"being written by the other process")
+    before = sorted(p.name for p in copy.iterdir())
+    with run_lock(copy):  # the other process
+        for flag in ("--resume", "--overwrite"):
+            result = invoke("train", *TRAIN, "--data-dir", hapt, flag, "--out", copy)
+            assert result.exit_code == 2, result.output
+            assert "being trained by another process (pid" in result.output and "another --out" in result.output
+        assert sorted(p.name for p in copy.iterdir()) == before
+    result = invoke("train", *TRAIN, "--data-dir", hapt, "--overwrite", "--out", copy)
+    assert result.exit_code == 0, result.output
+    assert not (copy / "last.tmp").exists()
+
+
+def test_cross_validation_leaves_a_fold_another_process_trains_to_it(tiny_config, tmp_path):
+    from dataclasses import replace
+
+    from harkit.runs import run_lock
+    from harkit.training.crossval import cross_validate
+
+    lines = []
+    with run_lock(tmp_path / "cv" / "fold-01"):
+        summary = cross_validate(replace(tiny_config, epochs=1), tmp_path / "cv", "2", progress=False, say=lines.append)
+    assert summary["covered_folds"] == [0] and not summary["complete"]
+    assert lines[-1] == "[2 of 2] fold 1 of 2: being trained by another process, skipped"
+    assert not (tmp_path / "cv" / "fold-01" / "config.json").exists()
+
+
 def test_a_full_disk_while_writing_metrics_keeps_the_old_file(tmp_path, monkeypatch):
     from harkit.training.checkpoint import write_text_whole
 

@@ -225,6 +225,23 @@ def test_resume_with_other_options_is_refused(tiny_config, tmp_path):
     assert json.loads((run / "config.json").read_text())["epochs"] == 2
 
 
+def test_a_resume_takes_the_threads_and_data_dir_given_now(tiny_config, tmp_path):
+    """They may differ from the run's (data moved, another machine) and change nothing in the result."""
+    from harkit.training.resume import resume_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    started = replace(tiny_config, threads=1)
+    (run / "config.json").write_text(json.dumps(started.to_json()))
+    moved = tmp_path / "moved"
+    resumed = resume_config(run, replace(started, threads=2, data_dir=str(moved)))
+    assert (resumed.threads, resumed.data_dir) == (2, str(moved))
+    assert json.loads((run / "config.json").read_text())["data_dir"] == str(moved)
+    # left unset now, the run's own stand
+    resumed = resume_config(run, replace(started, threads=None, data_dir=None))
+    assert (resumed.threads, resumed.data_dir) == (2, str(moved))
+
+
 def test_a_run_that_diverges_fails_loudly_and_keeps_its_files(tiny_config, tmp_path):
     from harkit.training.engine import train
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
+import socket
+from collections.abc import Iterator
 from dataclasses import fields
 from functools import cached_property
 from pathlib import Path
@@ -30,6 +33,7 @@ TOML_COPY = "harkit.toml"  # a folder dataset's description, copied into the run
 FAILED_FILE = "failed.json"  # written when a run stops on an error (see `mark_failed`)
 GRID_ERROR_FILE = "error.txt"  # what a failed benchmark cell holds (see `harkit.training.grid`)
 FOLD_GLOB = "fold-*"
+LOCK_FILE = ".lock"  # held while a process trains into the run (see `run_lock`)
 
 
 class Run:
@@ -267,6 +271,47 @@ def record_source(out: Path, dataset: str, data_dir: str | None, meta: dict) -> 
     source["fingerprint"] = meta.get("fingerprint")  # the reader's own, from harkit.datasets.prepare
     source["cache"] = meta.get("cache")
     (out / SOURCE_FILE).write_text(json.dumps(source, indent=2))
+
+
+class RunInUse(HarkitError):
+    """Another process is training into this run directory."""
+
+
+@contextlib.contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Hold `out/.lock` while training into `out`; a second process fails at once, naming the first.
+
+    Two processes in one run (two `--only` lists that overlap, a grid started twice) would interleave their
+    checkpoints and history, and the run would look finished and fine. The operating system drops the lock
+    when its process dies, so a killed run never leaves it held. A directory made here that holds nothing else
+    when training fails early is removed again.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not on Windows
+        yield
+        return
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise RunInUse(
+                f"{out} is being trained by another process ({handle.read().strip() or 'unknown'}); wait for "
+                "it to finish, or train into another --out"
+            ) from None
+        except OSError as error:  # a file system without locks (some network mounts): train unguarded
+            log.debug("no lock on %s: %s", out, error)
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            if made and [path.name for path in out.iterdir()] == [LOCK_FILE]:
+                shutil.rmtree(out)
 
 
 def mark_failed(out: Path | str, message: str) -> None:

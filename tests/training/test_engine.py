@@ -363,3 +363,30 @@ def test_auto_model_is_chosen_from_the_training_windows_and_recorded(tiny_config
     assert json.loads((started / "config.json").read_text())["model"] == "sann"
     with pytest.raises(HarkitError, match="name it with --model"):
         train(replace(auto, model_options={"width": 0.5}), tmp_path / "options", progress=False)
+
+
+def test_without_validation_batch_norm_is_recalibrated_once_and_the_model_is_the_same(
+    tiny_config, tmp_path, monkeypatch
+):
+    # Nothing reads the statistics between epochs, and the last recalibration replaces them whole.
+    calls = []
+    real = recipe_module.recalibrate_batch_norm
+    monkeypatch.setattr(recipe_module, "recalibrate_batch_norm", lambda *args: calls.append(1) or real(*args))
+    config = replace(tiny_config, val_fraction=0.0, bn_recalibrate=True)
+    once = train(config, tmp_path / "once", progress=False, evaluate=False)
+    assert len(calls) == 1
+    # dropout draws from the global generator in those passes, so a model with dropout recalibrates every epoch
+    monkeypatch.setattr(recipe_module, "draws_random_numbers", lambda model: True)
+    every = train(config, tmp_path / "every", progress=False, evaluate=False)
+    assert len(calls) == 1 + config.epochs
+    kept = [checkpoint_module.load_checkpoint(run / "last.pt")["state_dict"] for run in (once, every)]
+    for name, value in kept[0].items():
+        torch.testing.assert_close(value, kept[1][name], rtol=0, atol=0, msg=name)
+
+
+def test_dropout_anywhere_draws_random_numbers():
+    assert not recipe_module.draws_random_numbers(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.0)))
+    assert recipe_module.draws_random_numbers(torch.nn.Sequential(torch.nn.Dropout(0.1)))
+    assert recipe_module.draws_random_numbers(torch.nn.LSTM(2, 2, num_layers=2, dropout=0.2))
+    assert recipe_module.draws_random_numbers(torch.nn.MultiheadAttention(4, 2, dropout=0.1))
+    assert not recipe_module.draws_random_numbers(torch.nn.MultiheadAttention(4, 2))

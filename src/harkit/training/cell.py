@@ -6,6 +6,7 @@ import logging
 import traceback
 from pathlib import Path
 
+from harkit.runs import RunInUse
 from harkit.training.engine import TrainConfig, train
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,8 @@ def run_cell(config: TrainConfig, path: Path, progress: bool) -> str:
     try:
         train(config, path, resume=(path / "last.pt").is_file(), progress=progress)
         return "finished"
+    except RunInUse:  # another process trains it (the grid started twice); its files are not this one's to touch
+        return "busy"
     except Exception as error:  # the grid goes on; the report shows the error
         path.mkdir(parents=True, exist_ok=True)
         (path / "error.txt").write_text(f"{traceback.format_exc()}\n{type(error).__name__}: {error}\n")

@@ -12,9 +12,9 @@ import numpy as np
 from harkit import HarkitError
 from harkit.datasets import SubjectSplit, prepare
 from harkit.datasets.splits import count_folds
-from harkit.runs import fold_row, write_fold_summary
+from harkit.runs import RunInUse, fold_row, write_fold_summary
 from harkit.training.engine import TrainConfig, choose_model, train
-from harkit.training.grid import Countdown, cell_detail
+from harkit.training.grid import SHOWN, Countdown, cell_detail
 
 
 def parse_folds(text: str | None) -> list[int] | None:
@@ -82,15 +82,21 @@ def cross_validate(
         finished = (run / "metrics.json").is_file()
         if not finished or overwrite:
             countdown.start(what)
-            train(
-                fold_config,
-                run,
-                resume=resume or (run / "last.pt").is_file(),
-                overwrite=overwrite and finished,
-                progress=progress,
-            )
+            try:
+                train(
+                    fold_config,
+                    run,
+                    resume=resume or (run / "last.pt").is_file(),
+                    overwrite=overwrite and finished,
+                    progress=progress,
+                )
+            except RunInUse:  # another process trains this fold (overlapping --only lists): it finishes it
+                countdown.finish(what, "busy")
+                continue
         rows.append(fold_row(fold, json.loads((run / "metrics.json").read_text())))
         countdown.finish(what, "finished" if not finished or overwrite else "skipped", cell_detail(run))
+    if not rows:
+        raise HarkitError("every fold asked for is being trained by other processes; run again once they end")
     return write_fold_summary(out, config.dataset, config.model, scheme, total, rows)
 
 
@@ -102,9 +108,9 @@ def _cross_validate_on_ray(config, out, scheme, total, folds, cells, describe, c
 
     def on_finish(_, run: Path, status: str) -> None:
         fold = fold_of[run]
-        if status != "failed":
+        if status in ("finished", "skipped"):  # not "failed", nor "busy" (another process trains it)
             rows[fold] = fold_row(fold, json.loads((run / "metrics.json").read_text()))
-        countdown.finish(describe(fold), status, cell_detail(run) if status != "skipped" else "")
+        countdown.finish(describe(fold), status, cell_detail(run) if status not in SHOWN else "")
 
     countdown.say(f"{len(cells)} folds as Ray tasks")
     run_on_ray(cells, on_finish)

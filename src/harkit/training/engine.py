@@ -31,7 +31,7 @@ from harkit.datasets import PrepareConfig, Prepared, SubjectSplit, prepare, sens
 from harkit.evaluation.metrics import macro_f1
 from harkit.hardware import pick_device
 from harkit.models import count_parameters, create_model, model_options
-from harkit.runs import Run, predict_logits, record_source
+from harkit.runs import LOCK_FILE, Run, predict_logits, record_source, run_lock
 from harkit.training import recipe as recipe_module
 from harkit.training.augment import AugmentConfig, Augmenter, rotation_devices
 from harkit.training.checkpoint import remove_staging, save_checkpoint, write_text_whole
@@ -339,7 +339,13 @@ def _is_finished(out: Path) -> bool:
 
 def _check_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
     if overwrite and out.exists():
-        shutil.rmtree(out)
+        for path in out.iterdir():
+            if path.name == LOCK_FILE:  # held by this process
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
         return
     if _is_finished(out) and not resume:
         raise HarkitError(f"{out} already holds a finished run; pass --overwrite to replace it or pick another --out")
@@ -368,9 +374,25 @@ def train(
 
     With `resume`, an interrupted run continues from `last.pt` in `out` (same config, same random
     state); a finished run is left as it is. `on_epoch` is called with each epoch's history row (a
-    hyper-parameter search reports to its pruner there).
+    hyper-parameter search reports to its pruner there). While it trains, another process training into `out`
+    fails with `RunInUse`.
     """
     out = Path(out)
+    main = int(os.environ.get("RANK", "0")) == 0  # under torchrun the first process holds the run
+    with run_lock(out) if main else contextlib.nullcontext():
+        return _train(config, out, resume, overwrite, progress, prepared, evaluate, on_epoch)
+
+
+def _train(
+    config: TrainConfig,
+    out: Path,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    prepared: Prepared | None,
+    evaluate: bool,
+    on_epoch: Callable[[dict], None] | None,
+) -> Path:
     if config.refit and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise HarkitError("--refit runs in one process; train under torchrun without it, then refit with one process")
     if resume and _is_finished(out):
@@ -662,7 +684,11 @@ def train(
                 "train_accuracy": float(correct) / int(seen),
                 "lr": epoch_lr,
             }
-            if recalibrate:
+            # Without validation nothing reads the statistics before the last epoch, whose recalibration replaces
+            # them whole: the others (12 % of a SANN epoch on HAPT) are skipped, unless their forward passes draw
+            # dropout masks, which the rest of the run depends on.
+            last = epoch == config.epochs
+            if recalibrate and (has_val or last or recipe_module.draws_random_numbers(model)):
                 recipe_module.recalibrate_batch_norm(model, x_train, config.batch_size)
             if has_val:
                 # Training-sized batches: on a CPU their activations stay in cache, where 1024 is 1.7x slower.

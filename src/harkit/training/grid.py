@@ -28,6 +28,10 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
+# How jobs that were not trained here are reported.
+SHOWN = {"skipped": "already finished, skipped", "busy": "being trained by another process, skipped"}
+
+
 class Countdown:
     """Says "x of N" for the jobs of a long command, with an ETA from the jobs trained so far.
 
@@ -53,8 +57,8 @@ class Countdown:
     def finish(self, what: str, status: str, detail: str = "") -> None:
         """Count one job as done and say how it ended."""
         self.done += 1
-        self.trained += status != "skipped"
-        shown = "already finished, skipped" if status == "skipped" else status
+        self.trained += status not in SHOWN
+        shown = SHOWN.get(status, status)
         self.say(f"[{self.done} of {self.total}] {what}: {shown}{detail}{self.eta()}")
 
 
@@ -111,7 +115,7 @@ def run_grid(
             if not (path / "metrics.json").is_file():
                 countdown.start(name(config))
             status = run_cell(config, path, progress)
-            countdown.finish(name(config), status, cell_detail(path) if status != "skipped" else "")
+            countdown.finish(name(config), status, cell_detail(path) if status not in SHOWN else "")
     else:
         # Threads are shared out among the workers; spawn keeps each worker's PyTorch state its own.
         threads = max(1, len(os.sched_getaffinity(0)) // workers)

@@ -335,6 +335,15 @@ def has_batch_norm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
+def draws_random_numbers(model: nn.Module) -> bool:
+    """Whether a forward pass in training mode draws from the global generator: dropout anywhere in `model`."""
+    for module in model.modules():
+        rate = module.p if isinstance(module, nn.modules.dropout._DropoutNd) else getattr(module, "dropout", 0)
+        if isinstance(rate, float) and rate > 0:
+            return True
+    return False
+
+
 @torch.no_grad()
 def recalibrate_batch_norm(
     model: nn.Module, x: torch.Tensor, batch_size: int, autocast=None, limit: int = BN_WINDOWS

@@ -29,8 +29,8 @@ UNSET = (None, "auto")  # "let harkit choose": the run's own choice, saved in co
 def resume_config(out: Path, config: TrainConfig) -> TrainConfig:
     """The configuration to resume `out` with; any difference but more epochs is refused, naming each one.
 
-    A setting left to harkit now (None, `auto`) takes the run's saved value. More epochs are written to
-    `config.json`, so the finished run says what it ran.
+    A setting left to harkit now (None, `auto`) takes the run's saved value. More epochs, and another data
+    directory or thread count, are written to `config.json`, so the finished run says what it ran.
     """
     path = out / "config.json"
     saved_json = json.loads(path.read_text())
@@ -51,7 +51,10 @@ def resume_config(out: Path, config: TrainConfig) -> TrainConfig:
             f"{'; '.join(differences)}. Give the run's options again (see {path}), only more --epochs, "
             "or train into another --out"
         )
-    if (config.epochs is not None and config.epochs != saved.epochs) or config.refit != saved.refit:
+    # Where the data lies now and the threads asked for now: the saved ones may be gone or another machine's.
+    free = {name: now[name] for name in FREE if now[name] not in UNSET and now[name] != before.get(name)}
+    if free or (config.epochs is not None and config.epochs != saved.epochs) or config.refit != saved.refit:
+        saved_json |= free
         saved_json["epochs"] = config.epochs or saved.epochs
         saved_json["refit"] = saved.refit or config.refit
         staging = path.with_suffix(".json.tmp")
