@@ -502,6 +502,10 @@ def _train(
     if group.main and not (resume and (out / "last.pt").is_file()):
         recipe_module.log_resolved(resolved)
     recalibrate = resolved.bn_recalibrate and recipe_module.has_batch_norm(model)
+    # Without validation nothing reads the statistics before the last epoch, whose recalibration replaces them
+    # whole: the others (12 % of a SANN epoch on HAPT) are skipped, unless their forward passes draw dropout
+    # masks, which the rest of the run depends on.
+    every_epoch = has_val or recipe_module.draws_random_numbers(model)
     use_compile, compile_reason = False, "closed-form fit"
     if config.compile == "auto" and "compile" in chosen:
         use_compile, compile_reason = chosen["compile"], f"as the run chose: {chosen.get('compile_reason')}"
@@ -684,11 +688,7 @@ def _train(
                 "train_accuracy": float(correct) / int(seen),
                 "lr": epoch_lr,
             }
-            # Without validation nothing reads the statistics before the last epoch, whose recalibration replaces
-            # them whole: the others (12 % of a SANN epoch on HAPT) are skipped, unless their forward passes draw
-            # dropout masks, which the rest of the run depends on.
-            last = epoch == config.epochs
-            if recalibrate and (has_val or last or recipe_module.draws_random_numbers(model)):
+            if recalibrate and (every_epoch or epoch == config.epochs):
                 recipe_module.recalibrate_batch_norm(model, x_train, config.batch_size)
             if has_val:
                 # Training-sized batches: on a CPU their activations stay in cache, where 1024 is 1.7x slower.
