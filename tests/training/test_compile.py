@@ -73,6 +73,24 @@ def test_other_convolutions_are_left_to_the_backend(cin, cout, kernel, stride, g
     assert result is NotImplemented
 
 
+@pytest.mark.parametrize(("length", "width"), [(8, 6), (7, 3), (1, 2)])
+def test_pooling_over_time_backward_equals_the_pool(length, width):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 5, length, width, generator=generator, dtype=torch.float64)
+    x = x.contiguous(memory_format=torch.channels_last)  # as the lowered convolutions leave their outputs
+    grad = torch.randn(3, 5, 1, width, generator=generator, dtype=torch.float64)
+    expected = aten._adaptive_avg_pool2d_backward(grad, x)
+    lowered = lowering._pooling_over_time_backward(grad, x)
+    assert lowered.shape == expected.shape and lowered.dtype == expected.dtype
+    torch.testing.assert_close(lowered, expected)
+
+
+@pytest.mark.parametrize("output", [(2, 6), (1, 3), (4, 2)])
+def test_other_poolings_are_left_to_the_backend(output):
+    x = torch.randn(2, 4, 8, 6)
+    assert lowering._pooling_over_time_backward(torch.randn(2, 4, *output), x) is NotImplemented
+
+
 INDUCTOR_BUILDS = (
     any(shutil.which(name) for name in ("g++", "clang++", "c++"))
     and (Path(sysconfig.get_paths()["include"]) / "Python.h").exists()
@@ -91,6 +109,15 @@ def test_compiled_training_step_matches_eager_and_uses_the_lowering(monkeypatch)
         return result
 
     monkeypatch.setattr(lowering, "_convolution", counting)
+    pooled = []
+    pooling = lowering._pooling_over_time_backward
+
+    def counting_pool(grad_output, input):
+        result = pooling(grad_output, input)
+        pooled.append(result is not NotImplemented)
+        return result
+
+    monkeypatch.setattr(lowering, "_pooling_over_time_backward", counting_pool)
     torch.manual_seed(0)
     model = create_model("sann", 32, 3, 4, width=0.125)
     x, y = torch.randn(16, 32, 3), torch.randint(0, 4, (16,))
@@ -109,6 +136,7 @@ def test_compiled_training_step_matches_eager_and_uses_the_lowering(monkeypatch)
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
     # Three stages with several input channels, and the attention of all four stages.
     assert sorted(lowered_channels) == [1, 1, 1, 1, 8, 16, 32]
+    assert pooled == [True]  # the pooling over time before the head, in the backward pass
 
 
 @pytest.mark.skipif(not INDUCTOR_BUILDS, reason="Inductor needs a C++ compiler and Python's headers")
@@ -142,3 +170,17 @@ def test_compile_without_a_cpp_compiler_says_what_to_install(monkeypatch):
     monkeypatch.delenv("CXX", raising=False)
     with pytest.raises(HarkitError, match="needs a C\\+\\+ compiler"):
         lowering.compile_model(create_model("cnn", 32, 3, 4, width=0.125))
+
+
+@pytest.mark.parametrize(("dtype", "patched"), [(torch.bfloat16, True), (torch.float16, False), (None, False)])
+def test_the_bf16_fusion_setting_applies_under_bf16_autocast_only(monkeypatch, dtype, patched):
+    seen = {}
+
+    def compile_fx(graph, example_inputs, decompositions, config_patches):
+        seen.update(config_patches)
+
+    monkeypatch.setattr(lowering, "compile_fx", compile_fx)
+    with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        lowering._inductor_with_time_convolutions(None, [])
+    assert "post_grad_custom_pre_pass" in seen
+    assert all(seen.get(key) == value for key, value in lowering.BF16_CONFIG.items()) is patched

@@ -6,7 +6,8 @@ one matrix product over the `k` time-shifted views of a channels-last input, the
 fuses the gathering of the views (and its reverse in the backward pass) into the element-wise kernels
 around them. This is done by decompositions of `aten.convolution` and its backward handed to Inductor: the model
 keeps its `nn.Conv2d` layers and parameters, only the compiled graph changes, and its outputs and gradients equal
-the convolution's up to float rounding (`tests/training/test_compile.py`). Whether it pays depends on the CPU:
+the convolution's up to float rounding (`tests/training/test_compile.py`). The pooling over time before SANN's head
+gets the same treatment in its backward pass (`_pooling_over_time_backward`). Whether it pays depends on the CPU:
 a SANN training step on HAPT's windows took 145 ms against 202-216 ms eager and 161-166 ms with plain
 `torch.compile` on a 2-core Intel Xeon with AVX-512 and no bf16, but compiled epochs were slower than eager ones on
 a 2-core AMD EPYC with native bf16 (issue 16). So `--compile auto` measures it on the machine at hand
@@ -136,6 +137,33 @@ def _convolution_backward(
     return grad_input, grad_weight, grad_bias
 
 
+@torch.library.custom_op("harkit::channels_last_copy", mutates_args=())
+def _channels_last_copy(x: torch.Tensor) -> torch.Tensor:
+    """`[B, C, H, W]` -> a contiguous `[B, H, W, C]`, as an op Inductor cannot fuse: it writes the copy once."""
+    return x.permute(0, 2, 3, 1).contiguous()
+
+
+@_channels_last_copy.register_fake
+def _(x: torch.Tensor) -> torch.Tensor:
+    return x.new_empty(x.shape[0], x.shape[2], x.shape[3], x.shape[1])
+
+
+def _pooling_over_time_backward(grad_output: torch.Tensor, input: torch.Tensor):
+    """The gradient of `AdaptiveAvgPool2d((1, width))`, a mean over time, as a broadcast over time.
+
+    Inductor leaves the pool's backward to ATen, whose kernel took 7 % of a SANN training step (2 threads, bf16).
+    The gradient arrives from the head in `[B, C, 1, W]` order, the activations are channels-last: broadcast
+    straight from it, Inductor's fused kernel read channels at a stride and ran slower than ATen. Copied first
+    into `[B, 1, W, C]` (a small tensor), it fuses into the batch norm's backward as a contiguous read.
+    """
+    length, width = input.shape[-2:]
+    if input.device.type != "cpu" or input.dim() != 4 or tuple(grad_output.shape[-2:]) != (1, width):
+        return NotImplemented
+    batch, channels = grad_output.shape[:2]
+    grad = _channels_last_copy(grad_output).expand(batch, length, width, channels) / length
+    return grad.permute(0, 3, 1, 2).to(input.dtype)
+
+
 class _Decompositions(dict):
     """Inductor's decompositions plus the lowering above; pickled by reference into Inductor's cache keys.
 
@@ -154,6 +182,7 @@ def _decompositions() -> _Decompositions:
             **select_decomp_table(),
             aten.convolution.default: _convolution,
             aten.convolution_backward.default: _convolution_backward,
+            aten._adaptive_avg_pool2d_backward.default: _pooling_over_time_backward,
         }
     )
 
@@ -175,13 +204,19 @@ class _LoweringInCacheKey(CustomGraphPass):
 _SOURCE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
+# Inductor writes a fused expression out to memory once this many loads read it (its default is 4). With bf16
+# activations, 8 fuses more of SANN's batch norms and attention into one pass: a compiled SANN step on HAPT's windows
+# ran 3.5-4.7 % faster (sann-lstm 5 %; cnn, tiny and deepconvlstm within 1 %), but fp32 steps ran 3-5 % slower
+# (2-core AMD EPYC with avx512_bf16; `tests/training/test_compile.py` checks where it applies).
+BF16_CONFIG = {"realize_reads_threshold": 8}
+
+
 def _inductor_with_time_convolutions(graph: torch.fx.GraphModule, example_inputs: list) -> object:
-    return compile_fx(
-        graph,
-        example_inputs,
-        decompositions=_decompositions(),
-        config_patches={"post_grad_custom_pre_pass": _LoweringInCacheKey()},
-    )
+    patches = {"post_grad_custom_pre_pass": _LoweringInCacheKey()}
+    # Dynamo compiles inside the caller's autocast, and recompiles if it changes.
+    if torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16:
+        patches |= BF16_CONFIG
+    return compile_fx(graph, example_inputs, decompositions=_decompositions(), config_patches=patches)
 
 
 def compile_model(model: nn.Module) -> nn.Module:
