@@ -182,6 +182,11 @@ def test_probe_is_cached_per_machine_and_measured_once(monkeypatch):
     # another thread count or torch version is another machine
     hardware.measured_probe(replace(ZEN4, threads=1), cpu)
     assert calls[-1] == "steps"
+    # an edited lowering compiles other graphs: its compiled step is measured again
+    monkeypatch.setattr(hardware, "LOWERING_HASH", "an edited lowering")
+    calls.clear()
+    hardware.measured_probe(ZEN4, cpu, "bf16", steps=1000)
+    assert calls == ["steps", ("compile", "bf16")]
 
 
 @pytest.mark.real_probe
