@@ -14,7 +14,7 @@ from harkit.datasets import SubjectSplit, prepare
 from harkit.datasets.splits import count_folds
 from harkit.runs import RunInUse, fold_row, write_fold_summary
 from harkit.training.engine import TrainConfig, choose_model, train
-from harkit.training.grid import SHOWN, Countdown, cell_detail
+from harkit.training.grid import Countdown
 
 
 def parse_folds(text: str | None) -> list[int] | None:
@@ -94,7 +94,7 @@ def cross_validate(
                 countdown.finish(what, "busy")
                 continue
         rows.append(fold_row(fold, json.loads((run / "metrics.json").read_text())))
-        countdown.finish(what, "finished" if not finished or overwrite else "skipped", cell_detail(run))
+        countdown.finish(what, "finished" if not finished or overwrite else "skipped", run)
     if not rows:
         raise HarkitError("every fold asked for is being trained by other processes; run again once they end")
     return write_fold_summary(out, config.dataset, config.model, scheme, total, rows)
@@ -110,7 +110,7 @@ def _cross_validate_on_ray(config, out, scheme, total, folds, cells, describe, c
         fold = fold_of[run]
         if status in ("finished", "skipped"):  # not "failed", nor "busy" (another process trains it)
             rows[fold] = fold_row(fold, json.loads((run / "metrics.json").read_text()))
-        countdown.finish(describe(fold), status, cell_detail(run) if status not in SHOWN else "")
+        countdown.finish(describe(fold), status, run)
 
     countdown.say(f"{len(cells)} folds as Ray tasks")
     run_on_ray(cells, on_finish)

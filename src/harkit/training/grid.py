@@ -54,12 +54,12 @@ class Countdown:
         """Announce job `done + 1`."""
         self.say(f"[{self.done + 1} of {self.total}] {what}: training{self.eta()}")
 
-    def finish(self, what: str, status: str, detail: str = "") -> None:
-        """Count one job as done and say how it ended."""
+    def finish(self, what: str, status: str, run: Path | None = None) -> None:
+        """Count one job as done and say how it ended, with the scores or error of a `run` trained here."""
         self.done += 1
         self.trained += status not in SHOWN
-        shown = SHOWN.get(status, status)
-        self.say(f"[{self.done} of {self.total}] {what}: {shown}{detail}{self.eta()}")
+        detail = cell_detail(run) if run is not None and status not in SHOWN else ""
+        self.say(f"[{self.done} of {self.total}] {what}: {SHOWN.get(status, status)}{detail}{self.eta()}")
 
 
 def cell_detail(path: Path) -> str:
@@ -109,13 +109,13 @@ def run_grid(
     if ray:  # one Ray task per run, locally or on the cluster RAY_ADDRESS names (training/ray_grid.py)
         from harkit.training.ray_grid import run_on_ray
 
-        run_on_ray(cells, lambda c, p, status: countdown.finish(name(c), status, cell_detail(p)))
+        run_on_ray(cells, lambda c, p, status: countdown.finish(name(c), status, p))
     elif workers <= 1:
         for config, path in cells:
             if not (path / "metrics.json").is_file():
                 countdown.start(name(config))
             status = run_cell(config, path, progress)
-            countdown.finish(name(config), status, cell_detail(path) if status not in SHOWN else "")
+            countdown.finish(name(config), status, path)
     else:
         # Threads are shared out among the workers; spawn keeps each worker's PyTorch state its own.
         threads = max(1, len(os.sched_getaffinity(0)) // workers)
@@ -135,5 +135,5 @@ def run_grid(
             }
             for future in as_completed(futures):
                 config, path = futures[future]
-                countdown.finish(name(config), future.result(), cell_detail(path))
+                countdown.finish(name(config), future.result(), path)
     return write_report(root)
