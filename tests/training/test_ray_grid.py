@@ -99,3 +99,20 @@ def test_without_ray_installed_the_message_says_how(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_ray)
     with pytest.raises(HarkitError, match=r"harkit\[ray\]"):
         ray_grid.connect()
+
+
+def test_a_run_another_process_trains_is_left_alone_on_ray(tiny_config, tmp_path, local_ray):
+    from harkit.runs import run_lock
+    from harkit.training.grid import run_grid
+
+    base = replace(tiny_config, epochs=1, precision="fp32", compile=False, threads=1)
+    root = tmp_path / "bench"
+    sann = run_dir(root, "hapt", "sann", 0)
+    sann.mkdir(parents=True)
+    (sann / "history.csv").write_text("the other process's history\n")
+    lines = []
+    with run_lock(sann):  # this process trains it; the Ray worker must not
+        run_grid(root, ["hapt"], ["sann"], [0], base, progress=False, say=lines.append, ray=True)
+    assert [line.split(": ", 1)[1] for line in lines] == ["being trained by another process, skipped"]
+    assert sorted(path.name for path in sann.iterdir()) == [".lock", "history.csv"]
+    assert (sann / "history.csv").read_text() == "the other process's history\n"
