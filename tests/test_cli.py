@@ -75,7 +75,7 @@ def test_models_lists_parameter_counts():
     assert result.exit_code == 0 and "546,838" in result.output
 
 
-def test_train_evaluate_and_report(hapt_dir, tmp_path):
+def test_train_evaluate_and_report(hapt_dir, tmp_path, monkeypatch):
     run = tmp_path / "run"
     args = train_args(hapt_dir, run, "cnn")
     result = invoke(*args)
@@ -84,6 +84,10 @@ def test_train_evaluate_and_report(hapt_dir, tmp_path):
     assert invoke(*args).exit_code == 2  # a finished run is not overwritten
     result = invoke("evaluate", run)
     assert result.exit_code == 0 and "accuracy" in result.output
+    threads = []  # recorded, not applied: the test process keeps its own
+    monkeypatch.setattr("torch.set_num_threads", threads.append)
+    assert invoke("evaluate", run, "--threads", 1).exit_code == 0 and threads == [1]
+    assert invoke("evaluate", run, "--threads", 0).exit_code == 2
     assert invoke("report", tmp_path / "nothing").exit_code == 2
 
 

@@ -29,6 +29,15 @@ console = Console()
 DataDir = Annotated[Path | None, typer.Option(help="Folder with archives or extracted trees [env HARKIT_DATA_DIR].")]
 CacheDir = Annotated[Path | None, typer.Option(help="Folder for extracted archives and prepared arrays.")]
 Options = Annotated[list[str] | None, typer.Option("--option", help="Dataset reader option KEY=VALUE, repeatable.")]
+Threads = Annotated[int | None, typer.Option(min=1, help="CPU threads [all available cores].")]
+
+
+def use_threads(threads: int | None) -> None:
+    """Run this command's PyTorch work on `threads` CPU threads (a shared machine, runs side by side)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def parse_options(items: list[str] | None) -> dict:
@@ -407,7 +416,7 @@ def train(
             "(see `harkit doctor`).",
         ),
     ] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads [all available cores].")] = None,
+    threads: Threads = None,
     seed: Seed = 0,
     data_dir: DataDir = None,
     window: Window = None,
@@ -567,12 +576,14 @@ def print_cross_validation(summary: dict) -> None:
 def evaluate(
     run: Annotated[Path, typer.Argument(help="Run directory written by `harkit train` (or its --folds folder).")],
     data_dir: Annotated[Path | None, typer.Option(help="Where the run's data is now, if it moved.")] = None,
+    threads: Threads = None,
 ) -> None:
     """Evaluate a trained run on its test split: metrics, per-class table, confusion, cost, plots."""
     from harkit.evaluation.evaluate import evaluate_folds, evaluate_run
     from harkit.runs import fold_dirs
 
     def body():
+        use_threads(threads)
         if not (run / "config.json").is_file() and fold_dirs(run):
             print_cross_validation(evaluate_folds(run, data_dir=data_dir))
         else:
@@ -586,11 +597,13 @@ def ensemble(
     runs: Annotated[list[Path], typer.Argument(help="Two or more run directories of one dataset and split.")],
     out: Annotated[Path | None, typer.Option(help="Folder for metrics.json, tables and the confusion plot.")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Where the runs' data is now, if it moved.")] = None,
+    threads: Threads = None,
 ) -> None:
     """Score several runs as one model: their class probabilities averaged on the same test windows."""
     from harkit.evaluation.ensemble import evaluate_ensemble
 
     def body():
+        use_threads(threads)
         metrics = evaluate_ensemble(runs, out, data_dir=data_dir)
         table = Table()
         for column in ("run", "model", "accuracy", "macro F1"):
@@ -746,11 +759,13 @@ def predict(
         str | None,
         typer.Option(help="Timestamps are epoch numbers in s, ms, us or ns [the run's harkit.toml, else s]."),
     ] = None,
+    threads: Threads = None,
 ) -> None:
     """Label every sample of a new recording (overlapping windows averaged) and merge them into a timeline."""
     from harkit.predict import predict_recording
 
     def body():
+        use_threads(threads)
         source, csv = (None, run) if pretrained is not None else (run, recording)
         if pretrained is not None and recording is not None:
             raise HarkitError("with --pretrained NAME give only the recording: harkit predict --pretrained NAME FILE")
