@@ -87,7 +87,8 @@ def test_train_evaluate_and_report(hapt_dir, tmp_path, monkeypatch):
     threads = []  # recorded, not applied: the test process keeps its own
     monkeypatch.setattr("torch.set_num_threads", threads.append)
     assert invoke("evaluate", run, "--threads", 1).exit_code == 0 and threads == [1]
-    assert invoke("evaluate", run, "--threads", 0).exit_code == 2
+    result = invoke("evaluate", run, "--threads", 0)
+    assert result.exit_code == 2 and "--threads must be at least 1, got 0" in result.output
     assert invoke("report", tmp_path / "nothing").exit_code == 2
 
 

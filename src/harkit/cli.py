@@ -29,11 +29,12 @@ console = Console()
 DataDir = Annotated[Path | None, typer.Option(help="Folder with archives or extracted trees [env HARKIT_DATA_DIR].")]
 CacheDir = Annotated[Path | None, typer.Option(help="Folder for extracted archives and prepared arrays.")]
 Options = Annotated[list[str] | None, typer.Option("--option", help="Dataset reader option KEY=VALUE, repeatable.")]
-Threads = Annotated[int | None, typer.Option(min=1, help="CPU threads [all available cores].")]
+Threads = Annotated[int | None, typer.Option(help="CPU threads [all available cores].")]
 
 
 def use_threads(threads: int | None) -> None:
     """Run this command's PyTorch work on `threads` CPU threads (a shared machine, runs side by side)."""
+    whole("threads", threads, 1, optional=True)
     if threads is not None:
         import torch
 
