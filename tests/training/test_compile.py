@@ -166,10 +166,14 @@ def test_a_compiled_graph_is_cached_for_later_processes_apart_from_plain_compile
 
 
 def test_compile_without_a_cpp_compiler_says_what_to_install(monkeypatch):
-    monkeypatch.setattr(torch._inductor.config.cpp, "cxx", ("no-such-compiler-harkit",))
     monkeypatch.delenv("CXX", raising=False)
-    with pytest.raises(HarkitError, match="needs a C\\+\\+ compiler"):
+    # config.patch, not monkeypatch: undoing a monkeypatch on Inductor's config proxy deletes the setting for good
+    with (
+        torch._inductor.config.patch({"cpp.cxx": ("no-such-compiler-harkit",)}),
+        pytest.raises(HarkitError, match="needs a C\\+\\+ compiler"),
+    ):
         lowering.compile_model(create_model("cnn", 32, 3, 4, width=0.125))
+    assert torch._inductor.config.cpp.cxx != ("no-such-compiler-harkit",)
 
 
 @pytest.mark.parametrize(("dtype", "patched"), [(torch.bfloat16, True), (torch.float16, False), (None, False)])
