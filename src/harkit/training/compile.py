@@ -19,7 +19,7 @@ once per shape and machine and later runs load it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -219,8 +219,12 @@ def _inductor_with_time_convolutions(graph: torch.fx.GraphModule, example_inputs
     return compile_fx(graph, example_inputs, decompositions=_decompositions(), config_patches=patches)
 
 
-def compile_model(model: nn.Module) -> nn.Module:
-    """`torch.compile(model)` for fixed-shape training; on the CPU with time-only convolutions as GEMMs."""
+def compile_model(model: nn.Module, fused: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`torch.compile(model)` for fixed-shape training; on the CPU with time-only convolutions as GEMMs.
+
+    With `fused`, SANN's bf16 training steps on CPUs with native bf16 go through hand-fused kernels instead
+    (`fused_sann.py`).
+    """
     on_cpu = all(parameter.device.type == "cpu" for parameter in model.parameters())
     if on_cpu:
         try:  # Inductor would fail at the first batch, deep in its stack
@@ -231,4 +235,10 @@ def compile_model(model: nn.Module) -> nn.Module:
                 "install one or train without --compile"
             ) from None
     backend = _inductor_with_time_convolutions if on_cpu else "inductor"
-    return torch.compile(model, dynamic=False, backend=backend)
+    compiled = torch.compile(model, dynamic=False, backend=backend)  # compiles at its first call, if any
+    if on_cpu and fused:
+        from harkit.training import fused_sann
+
+        if fused_sann.applies(model):
+            return fused_sann.FusedTraining(model, compiled)
+    return compiled

@@ -1,0 +1,161 @@
+import copy
+import logging
+import statistics
+
+import pytest
+import torch
+
+from harkit.models import create_model
+from harkit.training import fused_sann
+from harkit.training.compile import compile_model
+
+BUILDS = fused_sann.library() is not None
+pytestmark = pytest.mark.skipif(not BUILDS, reason="SANN's fused kernels need a C compiler with OpenMP")
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b).norm() / b.norm().clamp_min(1e-30))
+
+
+def _step(model, forward, x, y):
+    """Logits, parameter gradients and buffers after one training step's forward and backward."""
+    model.zero_grad()
+    logits = forward(x)
+    torch.nn.functional.cross_entropy(logits.float(), y).backward()
+    gradients = {name: p.grad.double() for name, p in model.named_parameters()}
+    return logits.detach().double(), gradients, {name: b.double() for name, b in model.named_buffers()}
+
+
+def _autocast(forward):
+    def run(x):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return forward(x)
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("window", "channels", "width"),
+    [(64, 3, 0.5), (100, 1, 0.5)],  # 100: stage lengths 50, 25, 13, 7, odd ones whose last tap reads padding
+)
+def test_a_fused_step_is_as_close_to_float64_as_eager_bf16_autocast(window, channels, width):
+    torch.manual_seed(0)
+    model = create_model("sann", window, channels, 5, width=width).train()
+    x = torch.randn(16, window, channels) * 2 + 0.5
+    y = torch.randint(0, 5, (16,))
+    reference = copy.deepcopy(model).double()
+    want_logits, want_gradients, want_buffers = _step(reference, reference, x.double(), y)
+    eager, fused = copy.deepcopy(model), copy.deepcopy(model)
+    eager_logits, eager_gradients, eager_buffers = _step(eager, _autocast(eager), x, y)
+    fused_logits, fused_gradients, fused_buffers = _step(
+        fused, _autocast(lambda v: fused_sann.fused_forward(fused, v)), x, y
+    )
+    assert _relative(fused_logits, want_logits) <= 1.5 * _relative(eager_logits, want_logits) + 1e-3
+    attention = {"fused": [], "eager": []}
+    for name, want in want_gradients.items():
+        error, eager_error = _relative(fused_gradients[name], want), _relative(eager_gradients[name], want)
+        if ".1.conv." in name:  # the attention's: sums over every row that nearly cancel, noisy in bf16 either way
+            attention["fused"].append(error)
+            attention["eager"].append(eager_error)
+        else:
+            assert error <= 1.5 * eager_error + 2e-3, (name, error, eager_error)
+    assert statistics.median(attention["fused"]) <= 1.5 * statistics.median(attention["eager"])
+    for name, want in want_buffers.items():  # running statistics, and the count of batches
+        assert _relative(fused_buffers[name], want) <= 1.5 * _relative(eager_buffers[name], want) + 1e-5, name
+
+
+def test_training_with_fused_kernels_learns_what_eager_training_learns():
+    torch.manual_seed(0)
+    x = torch.randn(64, 32, 3)
+    y = torch.arange(64) % 4
+    x[torch.arange(64), :, y % 3] += torch.sin((y.float()[:, None] + 1) * torch.arange(32.0) / 3)
+    accuracies = []
+    for fused in (False, True):
+        torch.manual_seed(0)
+        model = create_model("sann", 32, 3, 4, width=0.5).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+        forward = _autocast((lambda v, m=model: fused_sann.fused_forward(m, v)) if fused else model)
+        for _ in range(25):
+            loss = torch.nn.functional.cross_entropy(forward(x).float(), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            accuracies.append(float((model.eval()(x).argmax(1) == y).float().mean()))
+    assert accuracies[1] >= 0.9
+    assert accuracies[1] >= accuracies[0] - 0.05
+
+
+def test_channels_the_kernels_cannot_take_are_refused_not_overrun():
+    model = create_model("sann", 32, 3, 4, width=0.25).train()  # 16 channels in the first stage
+    with pytest.raises(ValueError, match="multiple of 32"):
+        _autocast(lambda v: fused_sann.fused_forward(model, v))(torch.randn(2, 32, 3))
+
+
+def test_a_nan_in_the_input_reaches_the_logits_as_it_does_eagerly():
+    torch.manual_seed(0)
+    model = create_model("sann", 32, 3, 4, width=0.5).train()
+    x = torch.randn(4, 32, 3)
+    x[1, 5, 0] = float("nan")
+    logits = _autocast(lambda v: fused_sann.fused_forward(model, v))(x)
+    assert torch.isnan(logits).any()  # a ReLU that turned NaN into 0 would hide it
+
+
+def test_the_fused_path_is_taken_only_for_bf16_training_on_the_cpu():
+    calls = []
+    model = create_model("sann", 32, 3, 4, width=0.5)
+
+    def other(x):
+        calls.append(x.shape)
+        return model(x)
+
+    forward = fused_sann.FusedTraining(model, other)
+    x = torch.randn(8, 32, 3)
+    model.train()
+    forward(x)  # no autocast: fp32 goes to Inductor
+    _autocast(forward)(x)
+    assert len(calls) == 1
+    model.eval()
+    _autocast(forward)(x)
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "fits"),
+    [
+        ("sann", {}, True),
+        ("sann", {"width": 0.3}, False),  # 19 channels: not a multiple of the kernels' block of 32
+        ("cnn", {}, False),  # no attention
+        ("deepconvlstm", {}, False),
+    ],
+)
+def test_which_models_the_kernels_fit(name, options, fits):
+    assert fused_sann._stages_fit(create_model(name, 64, 3, 4, **options)) is fits
+
+
+def test_compile_model_hands_sann_to_the_kernels_where_this_cpu_has_native_bf16():
+    from harkit.hardware import machine_facts
+
+    machine = machine_facts()
+    wrapped = compile_model(create_model("sann", 64, 3, 4))
+    assert isinstance(wrapped, fused_sann.FusedTraining) is (machine.avx512 and machine.avx512_bf16)
+    assert not isinstance(compile_model(create_model("cnn", 64, 3, 4)), fused_sann.FusedTraining)
+
+
+def test_the_kernels_are_built_once_into_the_given_folder(tmp_path):
+    first = fused_sann._build(tmp_path / "kernels")
+    built = first.stat().st_mtime_ns
+    assert first.parent == tmp_path / "kernels" and first.suffix == ".so"
+    assert fused_sann._build(tmp_path / "kernels") == first
+    assert first.stat().st_mtime_ns == built
+    assert [p.name for p in (tmp_path / "kernels").iterdir()] == [first.name]  # no staging left behind
+
+
+def test_without_a_c_compiler_inductor_compiles_instead(monkeypatch, caplog):
+    monkeypatch.setattr(fused_sann, "_compiler", lambda: None)
+    monkeypatch.setattr(fused_sann, "_LIBRARY", [])
+    monkeypatch.setenv("HARKIT_CACHE_DIR", "/nonexistent/harkit-cache")
+    with caplog.at_level(logging.WARNING, logger="harkit.training.fused_sann"):
+        assert fused_sann.library() is None
+        assert not fused_sann.applies(create_model("sann", 64, 3, 4))
+    assert "no C compiler" in caplog.text and "Inductor compiles the model instead" in caplog.text
