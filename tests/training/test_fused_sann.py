@@ -36,7 +36,7 @@ def _autocast(forward):
 
 @pytest.mark.parametrize(
     ("window", "channels", "width"),
-    [(64, 3, 0.5), (100, 1, 0.5)],  # 100: stage lengths 50, 25, 13, 7, odd ones whose last tap reads padding
+    [(64, 3, 0.5), (100, 1, 0.25)],  # 100: lengths 50, 25, 13, 7, odd ones whose last tap reads padding; 16 channels
 )
 def test_a_fused_step_is_as_close_to_float64_as_eager_bf16_autocast(window, channels, width):
     torch.manual_seed(0)
@@ -51,15 +51,17 @@ def test_a_fused_step_is_as_close_to_float64_as_eager_bf16_autocast(window, chan
         fused, _autocast(lambda v: fused_sann.fused_forward(fused, v)), x, y
     )
     assert _relative(fused_logits, want_logits) <= 1.5 * _relative(eager_logits, want_logits) + 1e-3
-    attention = {"fused": [], "eager": []}
+    cancelling = {"fused": [], "eager": []}
     for name, want in want_gradients.items():
         error, eager_error = _relative(fused_gradients[name], want), _relative(eager_gradients[name], want)
-        if ".1.conv." in name:  # the attention's: sums over every row that nearly cancel, noisy in bf16 either way
-            attention["fused"].append(error)
-            attention["eager"].append(eager_error)
+        # The attention's and the convolutions' biases (ahead of batch norm): sums over every row that nearly
+        # cancel, so their relative error in bf16 is large and erratic either way. Judged together.
+        if ".1.conv." in name or name.endswith(".0.bias"):
+            cancelling["fused"].append(error)
+            cancelling["eager"].append(eager_error)
         else:
             assert error <= 1.5 * eager_error + 2e-3, (name, error, eager_error)
-    assert statistics.median(attention["fused"]) <= 1.5 * statistics.median(attention["eager"])
+    assert statistics.median(cancelling["fused"]) <= 1.5 * statistics.median(cancelling["eager"])
     for name, want in want_buffers.items():  # running statistics, and the count of batches
         assert _relative(fused_buffers[name], want) <= 1.5 * _relative(eager_buffers[name], want) + 1e-5, name
 
@@ -87,8 +89,8 @@ def test_training_with_fused_kernels_learns_what_eager_training_learns():
 
 
 def test_channels_the_kernels_cannot_take_are_refused_not_overrun():
-    model = create_model("sann", 32, 3, 4, width=0.25).train()  # 16 channels in the first stage
-    with pytest.raises(ValueError, match="multiple of 32"):
+    model = create_model("sann", 32, 3, 4, width=0.3).train()  # 19 channels in the first stage
+    with pytest.raises(ValueError, match="multiple of 16"):
         _autocast(lambda v: fused_sann.fused_forward(model, v))(torch.randn(2, 32, 3))
 
 
@@ -124,7 +126,8 @@ def test_the_fused_path_is_taken_only_for_bf16_training_on_the_cpu():
     ("name", "options", "fits"),
     [
         ("sann", {}, True),
-        ("sann", {"width": 0.3}, False),  # 19 channels: not a multiple of the kernels' block of 32
+        ("sann", {"width": 0.25}, True),  # 16 channels in the first stage: one vector
+        ("sann", {"width": 0.3}, False),  # 19 channels: not a multiple of the kernels' vector of 16
         ("cnn", {}, False),  # no attention
         ("deepconvlstm", {}, False),
     ],

@@ -1,9 +1,9 @@
-/* SANN's stage tail in one pass per sample: conv bias -> spatial attention -> batch norm (training) -> ReLU.
+/* SANN's stage tail, a pass or two per sample: conv bias -> spatial attention -> batch norm (training) -> ReLU.
 
 Rows are (batch, time, width) and hold `channels` values, the layout of the matrix products around them. Values
-are stored in bf16 and computed in fp32. Channels go in blocks of BLOCK, so that a block's per-channel
-constants and sums stay in registers while the rows stream past; `channels` must be a multiple of BLOCK.
-Per-thread sums are added in thread order, so results do not depend on scheduling. See fused_sann.py.
+are stored in bf16 and computed in fp32, 16 channels to an AVX-512 vector; `channels` must be a multiple of 16.
+Loops run over a vector of channels, then the sample's rows, so that per-channel constants and sums stay in
+registers. Per-thread sums are added in thread order: results do not depend on scheduling. See fused_sann.py.
 */
 #include <immintrin.h>
 #include <math.h>
@@ -11,8 +11,6 @@ Per-thread sums are added in thread order, so results do not depend on schedulin
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define BLOCK 32
 
 typedef struct {
     int64_t batch, length, width, channels, in_length; /* length: time after this stage's convolution */
@@ -28,23 +26,33 @@ typedef struct {
     float *s;           /* [rows]: the attention, sigmoid(conv(a)) */
 } Stage;
 
-static inline float bf16_to_float(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
+/* What a row reads: its bf16 convolution output, or for the first stage its three input taps. */
+typedef struct {
+    const uint16_t *y;
+    float x0, x1, x2;
+} Row;
+
+/* Where the gradient reaching a row's output comes from: the next stage's column gradients at one or two places
+   (folded back), or the pooled gradient (times 1 / length). */
+typedef struct {
+    const uint16_t *here, *after; /* `after` NULL where only one tap read this time */
+    const float *pooled;
+} Gradient;
+
+static inline __m512 load_bf16(const uint16_t *p) {
+    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
 }
 
-static inline uint16_t float_to_bf16(float f) {
-    uint32_t bits;
-    memcpy(&bits, &f, 4);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x40u); /* NaN stays NaN */
-    bits += 0x7fffu + ((bits >> 16) & 1u);                                              /* nearest even */
-    return (uint16_t)(bits >> 16);
+/* Rounds to nearest even and keeps NaN. */
+static inline void store_bf16(uint16_t *p, __m512 v) {
+    _mm256_storeu_si256((__m256i *)p, (__m256i)_mm512_cvtneps_pbh(v));
 }
 
-/* torch.relu's NaN-keeping max (fmaxf would return 0 for NaN, and does not vectorize) */
-static inline float relu(float v) { return v < 0.0f ? 0.0f : v; }
+/* torch.relu: 0 below zero, NaN kept. */
+static inline __m512 relu(__m512 v) {
+    return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_setzero_ps());
+}
 
 static inline float at_time(const float *v, int64_t t, int64_t length, int64_t width) {
     return (t >= 0 && t < length) ? v[t * width] : 0.0f;
@@ -55,79 +63,95 @@ static inline float input_at(const Stage *st, int64_t b, int64_t t, int64_t w) {
     return (t >= 0 && t < st->in_length) ? st->x[(b * st->in_length + t) * st->width + w] : 0.0f;
 }
 
-/* What a row needs: its bf16 convolution output, or for the first stage its three input taps. */
-typedef struct {
-    const uint16_t *y;
-    float x0, x1, x2;
-} Row;
-
-static inline Row row_at(const Stage *st, int64_t b, int64_t t, int64_t w) {
-    Row row = {NULL, 0.0f, 0.0f, 0.0f};
-    if (st->y)
-        row.y = st->y + ((b * st->length + t) * st->width + w) * st->channels;
-    else
-        row.x0 = input_at(st, b, 2 * t - 1, w), row.x1 = input_at(st, b, 2 * t, w), row.x2 = input_at(st, b, 2 * t + 1, w);
-    return row;
+static void sample_rows(const Stage *st, int64_t b, Row *row) {
+    const int64_t T = st->length, W = st->width;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t w = 0; w < W; w++) {
+            Row *r = &row[t * W + w];
+            r->y = st->y ? st->y + ((b * T + t) * W + w) * st->channels : NULL;
+            r->x0 = st->y ? 0.0f : input_at(st, b, 2 * t - 1, w);
+            r->x1 = st->y ? 0.0f : input_at(st, b, 2 * t, w);
+            r->x2 = st->y ? 0.0f : input_at(st, b, 2 * t + 1, w);
+        }
 }
 
-/* z = convolution + bias for channels c0 .. c0 + BLOCK of a row. */
-static inline void conv_block(const Stage *st, const Row *row, int64_t c0, float *restrict z) {
-    const float *restrict bias = st->bias + c0;
-    if (row->y) {
-        const uint16_t *restrict y = row->y + c0;
-        for (int j = 0; j < BLOCK; j++) z[j] = bf16_to_float(y[j]) + bias[j];
-    } else {
-        const float *restrict k0 = st->taps + c0, *restrict k1 = k0 + st->channels, *restrict k2 = k1 + st->channels;
-        for (int j = 0; j < BLOCK; j++) z[j] = bias[j] + k0[j] * row->x0 + k1[j] * row->x1 + k2[j] * row->x2;
-    }
+static void sample_gradients(const Stage *st, const uint16_t *dcolumns, const float *dpooled, int64_t b,
+                             Gradient *grad) {
+    const int64_t T = st->length, W = st->width, C = st->channels, next = (T - 1) / 2 + 1;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t w = 0; w < W; w++) {
+            const int64_t tn = t / 2;
+            Gradient *g = &grad[t * W + w];
+            g->here = g->after = NULL;
+            g->pooled = dcolumns ? NULL : dpooled + (b * W + w) * C;
+            if (dcolumns) {
+                g->here = dcolumns + ((b * next + tn) * W + w) * 3 * C + (t % 2 ? 2 * C : C);
+                if (t % 2 && tn + 1 < next) g->after = dcolumns + ((b * next + tn + 1) * W + w) * 3 * C;
+            }
+        }
 }
 
-/* Forward, one sample: a and s, and the sample's mean and squared deviations of u = z * s per channel. */
-static void sample_moments(const Stage *st, int64_t b, const float *sums, float *restrict mean, float *restrict m2) {
+/* z = convolution + bias, channels c .. c + 16 of a row. */
+static inline __m512 conv_vector(const Stage *st, const Row *row, int64_t c) {
+    const __m512 bias = _mm512_loadu_ps(st->bias + c);
+    if (row->y) return _mm512_add_ps(load_bf16(row->y + c), bias);
+    const float *taps = st->taps + c;
+    __m512 z = _mm512_fmadd_ps(_mm512_loadu_ps(taps), _mm512_set1_ps(row->x0), bias);
+    z = _mm512_fmadd_ps(_mm512_loadu_ps(taps + st->channels), _mm512_set1_ps(row->x1), z);
+    return _mm512_fmadd_ps(_mm512_loadu_ps(taps + 2 * st->channels), _mm512_set1_ps(row->x2), z);
+}
+
+/* The gradient reaching o, channels c .. c + 16 of a row. */
+static inline __m512 gradient_vector(const Gradient *g, int64_t c, __m512 inv_length) {
+    if (g->pooled) return _mm512_mul_ps(_mm512_loadu_ps(g->pooled + c), inv_length);
+    const __m512 here = load_bf16(g->here + c);
+    return g->after ? _mm512_add_ps(here, load_bf16(g->after + c)) : here;
+}
+
+/* relu's backward: g where o = relu(u * scale + shift) passed (or is NaN), else 0. */
+static inline __m512 masked_gradient(__m512 u, __m512 scale, __m512 shift, __m512 g) {
+    const __m512 o = _mm512_fmadd_ps(u, scale, shift);
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(o, _mm512_setzero_ps(), _CMP_NLE_UQ), g);
+}
+
+/* ---- forward ------------------------------------------------------------------------------------------------ */
+
+/* One sample: a and s, and the sample's mean and squared deviations of u = z * s per channel. */
+static void sample_moments(const Stage *st, int64_t b, const float *sums, Row *row, float *mean, float *m2) {
     const int64_t T = st->length, W = st->width, C = st->channels, rows = T * W, first = b * rows;
     float *restrict a = st->a + first, *restrict attention = st->s + first;
     const float *att = st->att;
-    /* z's mean over channels is the mean of y (or of the taps times the inputs) plus the bias's mean */
-    for (int64_t t = 0; t < T; t++)
-        for (int64_t w = 0; w < W; w++) {
-            const Row row = row_at(st, b, t, w);
-            float sum = sums[0];
-            if (row.y) {
-                const uint16_t *restrict y = row.y;
-#pragma omp simd reduction(+ : sum)
-                for (int64_t c = 0; c < C; c++) sum += bf16_to_float(y[c]);
-            } else {
-                sum += sums[1] * row.x0 + sums[2] * row.x1 + sums[3] * row.x2;
-            }
-            a[t * W + w] = sum / (float)C;
+    sample_rows(st, b, row);
+    /* z's mean over channels: the mean of y (or of the taps times the inputs) plus the bias's mean */
+    for (int64_t r = 0; r < rows; r++) {
+        float sum = sums[0];
+        if (row[r].y) {
+            __m512 acc = _mm512_setzero_ps();
+            for (int64_t c = 0; c < C; c += 16) acc = _mm512_add_ps(acc, load_bf16(row[r].y + c));
+            sum += _mm512_reduce_add_ps(acc);
+        } else {
+            sum += sums[1] * row[r].x0 + sums[2] * row[r].x1 + sums[3] * row[r].x2;
         }
+        a[r] = sum / (float)C;
+    }
     for (int64_t t = 0; t < T; t++)
         for (int64_t w = 0; w < W; w++) {
             const float p = att[3] + att[0] * at_time(a + w, t - 1, T, W) + att[1] * a[t * W + w] +
                             att[2] * at_time(a + w, t + 1, T, W);
             attention[t * W + w] = 1.0f / (1.0f + expf(-p));
         }
-    for (int64_t c0 = 0; c0 < C; c0 += BLOCK) {
-        float z[BLOCK], sum[BLOCK] = {0}, sq[BLOCK] = {0};
-        for (int64_t t = 0; t < T; t++)
-            for (int64_t w = 0; w < W; w++) {
-                const Row row = row_at(st, b, t, w);
-                const float s = attention[t * W + w];
-                conv_block(st, &row, c0, z);
-                for (int j = 0; j < BLOCK; j++) sum[j] += z[j] * s;
-            }
-        for (int j = 0; j < BLOCK; j++) sum[j] /= (float)rows;
-        for (int64_t t = 0; t < T; t++)
-            for (int64_t w = 0; w < W; w++) {
-                const Row row = row_at(st, b, t, w);
-                const float s = attention[t * W + w];
-                conv_block(st, &row, c0, z);
-                for (int j = 0; j < BLOCK; j++) {
-                    const float d = z[j] * s - sum[j];
-                    sq[j] += d * d;
-                }
-            }
-        for (int j = 0; j < BLOCK; j++) mean[c0 + j] = sum[j], m2[c0 + j] = sq[j];
+    const __m512 inv_rows = _mm512_set1_ps(1.0f / (float)rows);
+    for (int64_t c = 0; c < C; c += 16) {
+        __m512 sum = _mm512_setzero_ps(), squares = _mm512_setzero_ps();
+        for (int64_t r = 0; r < rows; r++)
+            sum = _mm512_fmadd_ps(conv_vector(st, &row[r], c), _mm512_set1_ps(attention[r]), sum);
+        const __m512 m = _mm512_mul_ps(sum, inv_rows);
+        for (int64_t r = 0; r < rows; r++) {
+            const __m512 d = _mm512_fmsub_ps(conv_vector(st, &row[r], c), _mm512_set1_ps(attention[r]), m);
+            squares = _mm512_fmadd_ps(d, d, squares);
+        }
+        _mm512_storeu_ps(mean + c, m);
+        _mm512_storeu_ps(m2 + c, squares);
     }
 }
 
@@ -142,7 +166,7 @@ static void merge_moments(int64_t C, double count, double part_count, float *int
     }
 }
 
-/* Forward, first pass: a, s, and the batch's mean and biased variance of z * s per channel. */
+/* First pass: a, s, and the batch's mean and biased variance of z * s per channel. */
 void stage_statistics(Stage st, float *mean, float *var, int threads) {
     const int64_t C = st.channels, rows = st.length * st.width;
     float sums[4] = {0.0f, 0.0f, 0.0f, 0.0f}; /* over channels: the bias, and the first stage's three taps */
@@ -156,14 +180,16 @@ void stage_statistics(Stage st, float *mean, float *var, int threads) {
     {
         const int id = omp_get_thread_num();
         float *sample = malloc((size_t)2 * C * sizeof(float));
+        Row *row = malloc((size_t)rows * sizeof(Row));
         float *tmean = parts + (size_t)id * 2 * C, *tm2 = tmean + C;
 #pragma omp for schedule(static)
         for (int64_t b = 0; b < st.batch; b++) {
-            sample_moments(&st, b, sums, sample, sample + C);
+            sample_moments(&st, b, sums, row, sample, sample + C);
             merge_moments(C, (double)counts[id], (double)rows, tmean, tm2, sample, sample + C);
             counts[id] += rows;
         }
         free(sample);
+        free(row);
     }
     for (int64_t c = 0; c < C; c++) mean[c] = 0.0f, var[c] = 0.0f;
     int64_t count = 0;
@@ -178,13 +204,13 @@ void stage_statistics(Stage st, float *mean, float *var, int threads) {
     free(counts);
 }
 
-/* Forward, second pass, one sample: o = relu(z * s * scale + shift) written as the next stage's columns
+/* One sample: o = relu(z * s * scale + shift) written as the next stage's columns
    [batch, next_length, width, 3 * channels] (its taps read times 2t-1, 2t and 2t+1, zero outside), or averaged
    over time into pooled [batch, width, channels]. */
 static void sample_output(const Stage *st, int64_t b, uint16_t *columns, float *pooled) {
     const int64_t T = st->length, W = st->width, C = st->channels, next = (T - 1) / 2 + 1;
     const float *restrict attention = st->s + b * T * W;
-    const float inv = 1.0f / (float)T;
+    const __m512 inv_length = _mm512_set1_ps(1.0f / (float)T);
     if (columns) {
         for (int64_t w = 0; w < W; w++) {
             memset(columns + ((b * next) * W + w) * 3 * C, 0, (size_t)C * 2);
@@ -195,101 +221,71 @@ static void sample_output(const Stage *st, int64_t b, uint16_t *columns, float *
     }
     for (int64_t t = 0; t < T; t++)
         for (int64_t w = 0; w < W; w++) {
-            const Row row = row_at(st, b, t, w);
-            const float s = attention[t * W + w];
+            const Row row = {st->y ? st->y + ((b * T + t) * W + w) * C : NULL, st->y ? 0.0f : input_at(st, b, 2 * t - 1, w),
+                             st->y ? 0.0f : input_at(st, b, 2 * t, w), st->y ? 0.0f : input_at(st, b, 2 * t + 1, w)};
+            const __m512 s = _mm512_set1_ps(attention[t * W + w]);
             const int64_t tn = t / 2;
             uint16_t *here = columns ? columns + ((b * next + tn) * W + w) * 3 * C + (t % 2 ? 2 * C : C) : NULL;
             uint16_t *after = columns && t % 2 && tn + 1 < next ? columns + ((b * next + tn + 1) * W + w) * 3 * C : NULL;
-            for (int64_t c0 = 0; c0 < C; c0 += BLOCK) {
-                float z[BLOCK];
-                const float *restrict scale = st->scale + c0, *restrict shift = st->shift + c0;
-                conv_block(st, &row, c0, z);
+            float *p = pooled ? pooled + (b * W + w) * C : NULL;
+            for (int64_t c = 0; c < C; c += 16) {
+                const __m512 u = _mm512_mul_ps(conv_vector(st, &row, c), s);
+                const __m512 o = relu(_mm512_fmadd_ps(u, _mm512_loadu_ps(st->scale + c), _mm512_loadu_ps(st->shift + c)));
                 if (here) {
-                    uint16_t *restrict out = here + c0;
-                    for (int j = 0; j < BLOCK; j++) out[j] = float_to_bf16(relu(z[j] * s * scale[j] + shift[j]));
+                    store_bf16(here + c, o);
+                    if (after) store_bf16(after + c, o);
                 } else {
-                    float *restrict p = pooled + (b * W + w) * C + c0;
-                    for (int j = 0; j < BLOCK; j++) p[j] += relu(z[j] * s * scale[j] + shift[j]) * inv;
+                    _mm512_storeu_ps(p + c, _mm512_fmadd_ps(o, inv_length, _mm512_loadu_ps(p + c)));
                 }
             }
-            if (after) memcpy(after, here, (size_t)C * 2);
         }
 }
 
+/* Second pass: see sample_output. */
 void stage_output(Stage st, uint16_t *columns, float *pooled, int threads) {
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t b = 0; b < st.batch; b++) sample_output(&st, b, columns, pooled);
 }
 
-/* Where the gradient reaching o at (b, t, w) comes from: the next stage's column gradients at one or two places
-   (folded back), or the pooled gradient. */
-typedef struct {
-    const uint16_t *here, *after; /* bf16, `after` NULL where only one tap read this time */
-    const float *pooled;          /* or this, times 1 / length */
-} Gradient;
+/* ---- backward ----------------------------------------------------------------------------------------------- */
 
-static inline Gradient gradient_at(const Stage *st, const uint16_t *dcolumns, const float *dpooled, int64_t b,
-                                   int64_t t, int64_t w) {
-    const int64_t T = st->length, W = st->width, C = st->channels, next = (T - 1) / 2 + 1, tn = t / 2;
-    Gradient g = {NULL, NULL, NULL};
-    if (dcolumns) {
-        g.here = dcolumns + ((b * next + tn) * W + w) * 3 * C + (t % 2 ? 2 * C : C);
-        if (t % 2 && tn + 1 < next) g.after = dcolumns + ((b * next + tn + 1) * W + w) * 3 * C;
-    } else {
-        g.pooled = dpooled + (b * W + w) * C;
-    }
-    return g;
-}
-
-static inline void gradient_block(const Gradient *g, int64_t c0, float inv_length, float *restrict out) {
-    if (g->pooled) {
-        const float *restrict p = g->pooled + c0;
-        for (int j = 0; j < BLOCK; j++) out[j] = p[j] * inv_length;
-    } else if (g->after) {
-        const uint16_t *restrict here = g->here + c0, *restrict after = g->after + c0;
-        for (int j = 0; j < BLOCK; j++) out[j] = bf16_to_float(here[j]) + bf16_to_float(after[j]);
-    } else {
-        const uint16_t *restrict here = g->here + c0;
-        for (int j = 0; j < BLOCK; j++) out[j] = bf16_to_float(here[j]);
+/* One sample: adds the ReLU-masked gradient g and g * (u - mean) to sums per channel. */
+static void sample_gradient_sums(const Stage *st, const uint16_t *dcolumns, const float *dpooled, int64_t b, Row *row,
+                                 Gradient *grad, float *sum_g, float *sum_gd) {
+    const int64_t rows = st->length * st->width, C = st->channels;
+    const float *restrict attention = st->s + b * rows;
+    const __m512 inv_length = _mm512_set1_ps(1.0f / (float)st->length);
+    sample_rows(st, b, row);
+    sample_gradients(st, dcolumns, dpooled, b, grad);
+    for (int64_t c = 0; c < C; c += 16) {
+        const __m512 scale = _mm512_loadu_ps(st->scale + c), shift = _mm512_loadu_ps(st->shift + c);
+        const __m512 mean = _mm512_loadu_ps(st->mean + c);
+        __m512 g_sum = _mm512_setzero_ps(), gd_sum = _mm512_setzero_ps();
+        for (int64_t r = 0; r < rows; r++) {
+            const __m512 u = _mm512_mul_ps(conv_vector(st, &row[r], c), _mm512_set1_ps(attention[r]));
+            const __m512 g = masked_gradient(u, scale, shift, gradient_vector(&grad[r], c, inv_length));
+            g_sum = _mm512_add_ps(g_sum, g);
+            gd_sum = _mm512_fmadd_ps(g, _mm512_sub_ps(u, mean), gd_sum);
+        }
+        _mm512_storeu_ps(sum_g + c, _mm512_add_ps(_mm512_loadu_ps(sum_g + c), g_sum));
+        _mm512_storeu_ps(sum_gd + c, _mm512_add_ps(_mm512_loadu_ps(sum_gd + c), gd_sum));
     }
 }
 
-/* Backward, first pass, one sample: adds the ReLU-masked gradient g and g * (u - mean) to sums per channel. */
-static void sample_gradient_sums(const Stage *st, const uint16_t *dcolumns, const float *dpooled, int64_t b,
-                                 float *restrict sum_g, float *restrict sum_gd) {
-    const int64_t T = st->length, W = st->width, C = st->channels;
-    const float *restrict attention = st->s + b * T * W;
-    for (int64_t c0 = 0; c0 < C; c0 += BLOCK) {
-        float z[BLOCK], g[BLOCK], sg[BLOCK] = {0}, sgd[BLOCK] = {0};
-        const float *restrict scale = st->scale + c0, *restrict shift = st->shift + c0, *restrict mean = st->mean + c0;
-        for (int64_t t = 0; t < T; t++)
-            for (int64_t w = 0; w < W; w++) {
-                const Row row = row_at(st, b, t, w);
-                const Gradient grad = gradient_at(st, dcolumns, dpooled, b, t, w);
-                const float s = attention[t * W + w];
-                conv_block(st, &row, c0, z);
-                gradient_block(&grad, c0, 1.0f / (float)T, g);
-                for (int j = 0; j < BLOCK; j++) {
-                    const float u = z[j] * s;
-                    const float masked = u * scale[j] + shift[j] <= 0.0f ? 0.0f : g[j];
-                    sg[j] += masked;
-                    sgd[j] += masked * (u - mean[j]);
-                }
-            }
-        for (int j = 0; j < BLOCK; j++) sum_g[c0 + j] += sg[j], sum_gd[c0 + j] += sgd[j];
-    }
-}
-
-/* Backward, first pass: per channel, the sums of the ReLU-masked gradient g and of g * (z * s - mean). */
+/* First pass: per channel, the sums of the ReLU-masked gradient g and of g * (z * s - mean). */
 void stage_gradient_sums(Stage st, const uint16_t *dcolumns, const float *dpooled, float *sum_g, float *sum_gd,
                          int threads) {
-    const int64_t C = st.channels;
+    const int64_t C = st.channels, rows = st.length * st.width;
     float *parts = calloc((size_t)threads * 2 * C, sizeof(float));
 #pragma omp parallel num_threads(threads)
     {
         float *part = parts + (size_t)omp_get_thread_num() * 2 * C;
+        Row *row = malloc((size_t)rows * sizeof(Row));
+        Gradient *grad = malloc((size_t)rows * sizeof(Gradient));
 #pragma omp for schedule(static)
-        for (int64_t b = 0; b < st.batch; b++) sample_gradient_sums(&st, dcolumns, dpooled, b, part, part + C);
+        for (int64_t b = 0; b < st.batch; b++) sample_gradient_sums(&st, dcolumns, dpooled, b, row, grad, part, part + C);
+        free(row);
+        free(grad);
     }
     for (int64_t c = 0; c < C; c++) sum_g[c] = 0.0f, sum_gd[c] = 0.0f;
     for (int i = 0; i < threads; i++)
@@ -297,49 +293,34 @@ void stage_gradient_sums(Stage st, const uint16_t *dcolumns, const float *dpoole
     free(parts);
 }
 
-/* The sum of BLOCK values as a tree: the compiler keeps a running sum in order, one lane at a time. */
-static inline float block_sum(const float *v) {
-#ifdef __AVX512F__
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_loadu_ps(v), _mm512_loadu_ps(v + 16)));
-#else
-    float sum = 0.0f;
-    for (int j = 0; j < BLOCK; j++) sum += v[j];
-    return sum;
-#endif
-}
-
-/* Backward, second pass, one sample. `scratch` holds rows * channels + 2 * rows floats; `part` is the thread's
-   sums: dbias [C], dtaps [3, C], datt [4]. */
+/* One sample. `scratch` has room for the rows' Row and Gradient and rows * (channels + 18) floats; `part` is the
+   thread's sums: dbias [C], dtaps [3, C], datt [4]. */
 static void sample_input_gradient(const Stage *st, const uint16_t *dcolumns, const float *dpooled, const float *k1_,
-                                  const float *k0_, int64_t b, float *scratch, uint16_t *dy, float *part) {
+                                  const float *k0_, int64_t b, void *scratch, uint16_t *dy, float *part) {
     const int64_t T = st->length, W = st->width, C = st->channels, rows = T * W, first = b * rows;
     const float *restrict attention = st->s + first, *restrict a = st->a + first;
-    float *restrict du_rows = scratch, *restrict dp = scratch + rows * C, *restrict da = dp + rows;
-    for (int64_t r = 0; r < rows; r++) dp[r] = 0.0f;
-    /* batch norm's input gradient du, and the attention's ds = sum over channels of du * z (in dp for now) */
-    for (int64_t c0 = 0; c0 < C; c0 += BLOCK) {
-        const float *restrict scale = st->scale + c0, *restrict shift = st->shift + c0, *restrict mean = st->mean + c0;
-        const float *restrict k1 = k1_ + c0, *restrict k0 = k0_ + c0;
-        for (int64_t t = 0; t < T; t++)
-            for (int64_t w = 0; w < W; w++) {
-                const int64_t r = t * W + w;
-                const Row row = row_at(st, b, t, w);
-                const Gradient grad = gradient_at(st, dcolumns, dpooled, b, t, w);
-                const float s = attention[r];
-                float z[BLOCK], g[BLOCK], product[BLOCK];
-                float *restrict du = du_rows + r * C + c0;
-                conv_block(st, &row, c0, z);
-                gradient_block(&grad, c0, 1.0f / (float)T, g);
-                for (int j = 0; j < BLOCK; j++) {
-                    const float u = z[j] * s;
-                    const float masked = u * scale[j] + shift[j] <= 0.0f ? 0.0f : g[j];
-                    du[j] = scale[j] * masked - k1[j] * (u - mean[j]) + k0[j];
-                    product[j] = du[j] * z[j];
-                }
-                dp[r] += block_sum(product);
-            }
+    Row *row = (Row *)scratch;
+    Gradient *grad = (Gradient *)(row + rows);
+    float *restrict du_rows = (float *)(grad + rows), *restrict lanes = du_rows + rows * C; /* ds's partial sums */
+    float *restrict dp = lanes + rows * 16, *restrict da = dp + rows;
+    const __m512 inv_length = _mm512_set1_ps(1.0f / (float)T), zero = _mm512_setzero_ps();
+    sample_rows(st, b, row);
+    sample_gradients(st, dcolumns, dpooled, b, grad);
+    /* batch norm's input gradient du, and the attention's ds = sum over channels of du * z */
+    for (int64_t c = 0; c < C; c += 16) {
+        const __m512 scale = _mm512_loadu_ps(st->scale + c), shift = _mm512_loadu_ps(st->shift + c);
+        const __m512 mean = _mm512_loadu_ps(st->mean + c), k1 = _mm512_loadu_ps(k1_ + c), k0 = _mm512_loadu_ps(k0_ + c);
+        for (int64_t r = 0; r < rows; r++) {
+            const __m512 z = conv_vector(st, &row[r], c), u = _mm512_mul_ps(z, _mm512_set1_ps(attention[r]));
+            const __m512 g = masked_gradient(u, scale, shift, gradient_vector(&grad[r], c, inv_length));
+            const __m512 du = _mm512_fnmadd_ps(k1, _mm512_sub_ps(u, mean), _mm512_fmadd_ps(scale, g, k0));
+            _mm512_storeu_ps(du_rows + r * C + c, du);
+            float *lane = lanes + r * 16;
+            _mm512_storeu_ps(lane, c ? _mm512_fmadd_ps(du, z, _mm512_loadu_ps(lane)) : _mm512_mul_ps(du, z));
+        }
     }
-    for (int64_t r = 0; r < rows; r++) dp[r] *= attention[r] * (1.0f - attention[r]);
+    for (int64_t r = 0; r < rows; r++)
+        dp[r] = _mm512_reduce_add_ps(_mm512_loadu_ps(lanes + r * 16)) * attention[r] * (1.0f - attention[r]);
     const float *att = st->att;
     float *restrict datt = part + 4 * C;
     for (int64_t t = 0; t < T; t++)
@@ -352,50 +333,37 @@ static void sample_input_gradient(const Stage *st, const uint16_t *dcolumns, con
             datt[3] += dp[r];
         }
     /* dz = du * s + da / C: the bias's gradient, and dy or the first stage's weight gradient */
-    for (int64_t c0 = 0; c0 < C; c0 += BLOCK) {
-        float dbias[BLOCK] = {0}, d0[BLOCK] = {0}, d1[BLOCK] = {0}, d2[BLOCK] = {0};
-        for (int64_t t = 0; t < T; t++)
-            for (int64_t w = 0; w < W; w++) {
-                const int64_t r = t * W + w;
-                const float s = attention[r], d = da[r];
-                const float *restrict du = du_rows + r * C + c0;
-                if (dy) {
-                    uint16_t *restrict out = dy + (first + r) * C + c0;
-                    for (int j = 0; j < BLOCK; j++) {
-                        const float dz = du[j] * s + d;
-                        out[j] = float_to_bf16(dz);
-                        dbias[j] += dz;
-                    }
-                } else {
-                    const Row row = row_at(st, b, t, w);
-                    for (int j = 0; j < BLOCK; j++) {
-                        const float dz = du[j] * s + d;
-                        dbias[j] += dz;
-                        d0[j] += dz * row.x0;
-                        d1[j] += dz * row.x1;
-                        d2[j] += dz * row.x2;
-                    }
-                }
+    for (int64_t c = 0; c < C; c += 16) {
+        __m512 dbias = zero, d0 = zero, d1 = zero, d2 = zero;
+        for (int64_t r = 0; r < rows; r++) {
+            const __m512 du = _mm512_loadu_ps(du_rows + r * C + c);
+            const __m512 dz = _mm512_fmadd_ps(du, _mm512_set1_ps(attention[r]), _mm512_set1_ps(da[r]));
+            dbias = _mm512_add_ps(dbias, dz);
+            if (dy) {
+                store_bf16(dy + (first + r) * C + c, dz);
+            } else {
+                d0 = _mm512_fmadd_ps(dz, _mm512_set1_ps(row[r].x0), d0);
+                d1 = _mm512_fmadd_ps(dz, _mm512_set1_ps(row[r].x1), d1);
+                d2 = _mm512_fmadd_ps(dz, _mm512_set1_ps(row[r].x2), d2);
             }
-        for (int j = 0; j < BLOCK; j++) {
-            part[c0 + j] += dbias[j];
-            part[C + c0 + j] += d0[j];
-            part[2 * C + c0 + j] += d1[j];
-            part[3 * C + c0 + j] += d2[j];
         }
+        _mm512_storeu_ps(part + c, _mm512_add_ps(_mm512_loadu_ps(part + c), dbias));
+        _mm512_storeu_ps(part + C + c, _mm512_add_ps(_mm512_loadu_ps(part + C + c), d0));
+        _mm512_storeu_ps(part + 2 * C + c, _mm512_add_ps(_mm512_loadu_ps(part + 2 * C + c), d1));
+        _mm512_storeu_ps(part + 3 * C + c, _mm512_add_ps(_mm512_loadu_ps(part + 3 * C + c), d2));
     }
 }
 
-/* Backward, second pass. du = scale * g - k1 * (u - mean) + k0 is batch norm's input gradient (k1, k0 per
-   channel, from the first pass's sums); then the attention's and the bias's. Writes dy (bf16 [rows, channels]) or,
-   for the first stage, the convolution's weight gradient dtaps [3, channels]; dbias [channels]; datt [4]. */
+/* Second pass. du = scale * g - k1 * (u - mean) + k0 is batch norm's input gradient (k1, k0 per channel, from the
+   first pass's sums); then the attention's and the bias's. Writes dy (bf16 [rows, channels]) or, for the first
+   stage, the convolution's weight gradient dtaps [3, channels]; dbias [channels]; datt [4]. */
 void stage_input_gradient(Stage st, const uint16_t *dcolumns, const float *dpooled, const float *k1, const float *k0,
                           uint16_t *dy, float *dtaps, float *dbias, float *datt, int threads) {
     const int64_t C = st.channels, rows = st.length * st.width, per_thread = 4 * C + 4;
     float *parts = calloc((size_t)threads * per_thread, sizeof(float));
 #pragma omp parallel num_threads(threads)
     {
-        float *scratch = malloc((size_t)(rows * C + 2 * rows) * sizeof(float));
+        void *scratch = malloc((size_t)rows * ((C + 18) * sizeof(float) + sizeof(Row) + sizeof(Gradient)));
         float *part = parts + (size_t)omp_get_thread_num() * per_thread;
 #pragma omp for schedule(static)
         for (int64_t b = 0; b < st.batch; b++) sample_input_gradient(&st, dcolumns, dpooled, k1, k0, b, scratch, dy, part);

@@ -38,8 +38,19 @@ log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("fused_sann.c")
 # The instruction sets named, not -march=native: a build in a cache shared between machines runs on each that
 # has them (and `applies` checks that this one does). As fast as -march=native on an AMD EPYC with AVX-512.
-FLAGS = ("-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-fopenmp", "-fPIC", "-shared")
-BLOCK = 32  # channels per block in the kernels: every stage's channels must be a multiple
+FLAGS = (
+    "-O3",
+    "-mavx512f",
+    "-mavx512bw",
+    "-mavx512vl",
+    "-mavx512dq",
+    "-mavx512bf16",
+    "-mfma",
+    "-fopenmp",
+    "-fPIC",
+    "-shared",
+)
+BLOCK = 16  # channels per AVX-512 vector in the kernels: every stage's channels must be a multiple
 _bf16 = torch.bfloat16
 
 
@@ -165,7 +176,8 @@ class _StageMatmul(torch.autograd.Function):
     @staticmethod
     def forward(ctx, columns, weight):
         out_channels, in_channels = weight.shape[:2]
-        matrix = weight.detach()[..., 0].permute(0, 2, 1).reshape(out_channels, 3 * in_channels).to(_bf16)
+        matrix = weight.detach()[..., 0].permute(0, 2, 1).to(_bf16, memory_format=torch.contiguous_format)
+        matrix = matrix.view(out_channels, 3 * in_channels)
         ctx.save_for_backward(columns, matrix)
         return torch.mm(columns, matrix.t())
 
@@ -175,7 +187,8 @@ class _StageMatmul(torch.autograd.Function):
         columns, matrix = ctx.saved_tensors
         out_channels, width = matrix.shape
         # The weight's gradient first, while dy is in cache, then the columns' (as Inductor orders them).
-        dweight = torch.mm(dy.t(), columns).float().view(out_channels, 3, width // 3).permute(0, 2, 1).unsqueeze(-1)
+        dweight = torch.mm(dy.t(), columns).view(out_channels, 3, width // 3).permute(0, 2, 1)
+        dweight = dweight.to(torch.float32, memory_format=torch.contiguous_format).unsqueeze(-1)
         return torch.mm(dy, matrix), dweight
 
 
@@ -233,8 +246,11 @@ def fused_forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
             inputs, weight, conv.bias, att, norm.weight, norm.bias, norm, geometry, index == len(stages) - 1
         )
         in_length = length
-    features = source.permute(0, 2, 1).reshape(batch, -1)  # [B, C, W] as the pooled [B, C, 1, W] flattens
-    return model.head(model.dropout(features))
+    # The pooled features come as [B, W, C]; the head reads [B, C, W] flattened: permute its weight (classes x
+    # C x W) to match, not the features, forward and backward.
+    head = model.head
+    weight = head.weight.view(head.out_features, -1, width).transpose(1, 2).reshape(head.out_features, -1)
+    return nn.functional.linear(model.dropout(source.reshape(batch, -1)), weight, head.bias)
 
 
 class FusedTraining:
