@@ -1,6 +1,8 @@
 import copy
+import json
 import logging
 import statistics
+from dataclasses import replace
 
 import pytest
 import torch
@@ -162,3 +164,27 @@ def test_without_a_c_compiler_inductor_compiles_instead(monkeypatch, caplog):
         assert fused_sann.library() is None
         assert not fused_sann.applies(create_model("sann", 64, 3, 4))
     assert "no C compiler" in caplog.text and "Inductor compiles the model instead" in caplog.text
+
+
+@pytest.mark.skipif(not fused_sann.native_bf16(), reason="the kernels train SANN where the CPU has native bf16")
+def test_a_compiled_bf16_run_trains_every_batch_through_the_kernels(tiny_config, tmp_path, monkeypatch):
+    from harkit.datasets import prepare
+    from harkit.training.engine import train
+
+    batches = []
+    fused_forward = fused_sann.fused_forward
+
+    def counting(model, x):
+        batches.append(len(x))
+        return fused_forward(model, x)
+
+    monkeypatch.setattr(fused_sann, "fused_forward", counting)
+    config = replace(
+        tiny_config, epochs=1, precision="bf16", compile=True, model_options={"width": 0.25}, val_fraction=0.0
+    )
+    run = train(config, tmp_path / "run", progress=False)
+    resolved = json.loads((run / "config.json").read_text())["resolved"]
+    assert (resolved["precision"], resolved["compile"]) == ("bf16", True)
+    windows = len(prepare("hapt", config.prepare_config(), data_dir=config.data_dir).train)
+    assert sum(batches) == windows and max(batches) == config.batch_size
+    assert windows % config.batch_size == 0 or batches[-1] == windows % config.batch_size  # the last, smaller one too

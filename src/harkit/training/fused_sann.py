@@ -2,19 +2,22 @@
 
 A SANN stage is a `(3, 1)` convolution with stride 2, then spatial attention, batch norm and ReLU. Here the
 convolution is one bf16 matrix product over the stage's input columns (its three taps side by side, as
-`compile.py` lowers it) and everything after it is one C kernel pass per sample: the attention's mean over
-channels and its 3-tap convolution, the batch's statistics, and the normalized, rectified output written
+`compile.py` lowers it) and everything after it is two C kernel passes over the batch: the attention's mean
+over channels, its 3-tap convolution and the batch's statistics, then the normalized, rectified output written
 straight into the next stage's columns (or averaged over time for the head). The backward pass folds the next
 stage's column gradients back, masks them, and runs batch norm's and the attention's gradients in two passes.
-Values are stored in bf16 and computed in fp32; the results match the model in float64 at least as closely as
-eager bf16 autocast does (`tests/training/test_fused_sann.py`).
+Values are stored in bf16 and computed in fp32; against the model in float64 the gradients are about as close
+as eager bf16 autocast's, closer for most parameters (`tests/training/test_fused_sann.py`).
 
-Inductor's fused kernels for the same work took about twice as long: on a 2-core AMD EPYC with avx512_bf16,
-a SANN training step on HAPT's windows (batch 128) took 83-85 ms against 87-90 ms compiled and 135-148 ms
-eager (`benchmarks/compile_speed.py`). It applies where the CPU has native bf16 and AVX-512, to SANN with the
-published stage shapes and channel counts that are multiples of 32, in training mode under bf16 autocast;
-`compile_model` hands everything else to Inductor. The kernels are built once per machine with the C compiler
-(`$CC`, else `cc`) into harkit's cache folder.
+Against Inductor's graph of the same step (`compile.py`) on a 2-core AMD EPYC with avx512_bf16, batch 128 of
+HAPT's windows: 91.5 ms a step against 107.1 ms, and 173.0 ms eager (`python benchmarks/compile_speed.py
+--models sann --precision bf16`); whole epochs 2.85x the article's recipe against 2.29-2.56x
+(`benchmarks/train_speed.py`). The matrix products are three quarters of a step (64 of 82 ms in a fast phase of
+the VM), the kernels about 11 ms.
+It applies where PyTorch runs AVX-512 kernels and the CPU has avx512_bf16, to SANN with the published stage
+shapes and channel counts that are multiples of 16, in training mode under bf16 autocast; `compile_model`
+hands everything else to Inductor. The kernels are built once with the C compiler (`$CC`, else `cc`) into
+harkit's cache folder.
 """
 
 from __future__ import annotations
@@ -94,8 +97,14 @@ def library() -> ctypes.CDLL | None:
         from harkit.datasets.download import default_cache_dir
 
         try:
-            _LIBRARY.append(ctypes.CDLL(str(_build(default_cache_dir() / "kernels"))))
-        except (OSError, subprocess.CalledProcessError) as error:
+            lib = ctypes.CDLL(str(_build(default_cache_dir() / "kernels")))
+            pointers = {"stage_statistics": 2, "stage_output": 2, "stage_gradient_sums": 4, "stage_input_gradient": 8}
+            for name, count in pointers.items():  # checked calls: (Stage, pointers..., threads) -> void
+                function = getattr(lib, name)
+                function.argtypes = [_Stage, *[ctypes.c_void_p] * count, ctypes.c_int]
+                function.restype = None
+            _LIBRARY.append(lib)
+        except (OSError, AttributeError, subprocess.CalledProcessError) as error:
             detail = getattr(error, "stderr", "") or error
             log.warning("SANN's fused kernels could not be built (%s); Inductor compiles the model instead", detail)
             _LIBRARY.append(None)
