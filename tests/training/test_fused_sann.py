@@ -7,12 +7,15 @@ from dataclasses import replace
 import pytest
 import torch
 
+from harkit.hardware import has_compiler, machine_facts
 from harkit.models import create_model
 from harkit.training import fused_sann
 from harkit.training.compile import compile_model
 
-BUILDS = fused_sann.library() is not None
-pytestmark = pytest.mark.skipif(not BUILDS, reason="SANN's fused kernels need a C compiler with OpenMP")
+RUNS = pytest.mark.skipif(
+    fused_sann.library() is None, reason="SANN's fused kernels need a CPU with AVX-512 and bf16 and a C compiler"
+)
+BUILDS = pytest.mark.skipif(fused_sann._compiler() is None, reason="no C compiler")
 
 
 def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -36,6 +39,7 @@ def _autocast(forward):
     return run
 
 
+@RUNS
 @pytest.mark.parametrize(
     ("window", "channels", "width"),
     [(64, 3, 0.5), (100, 1, 0.25)],  # 100: lengths 50, 25, 13, 7, odd ones whose last tap reads padding; 16 channels
@@ -68,6 +72,7 @@ def test_a_fused_step_is_as_close_to_float64_as_eager_bf16_autocast(window, chan
         assert _relative(fused_buffers[name], want) <= 1.5 * _relative(eager_buffers[name], want) + 1e-5, name
 
 
+@RUNS
 def test_training_with_fused_kernels_learns_what_eager_training_learns():
     torch.manual_seed(0)
     x = torch.randn(64, 32, 3)
@@ -90,12 +95,14 @@ def test_training_with_fused_kernels_learns_what_eager_training_learns():
     assert accuracies[1] >= accuracies[0] - 0.05
 
 
+@RUNS
 def test_channels_the_kernels_cannot_take_are_refused_not_overrun():
     model = create_model("sann", 32, 3, 4, width=0.3).train()  # 19 channels in the first stage
     with pytest.raises(ValueError, match="multiple of 16"):
         _autocast(lambda v: fused_sann.fused_forward(model, v))(torch.randn(2, 32, 3))
 
 
+@RUNS
 def test_a_nan_in_the_input_reaches_the_logits_as_it_does_eagerly():
     torch.manual_seed(0)
     model = create_model("sann", 32, 3, 4, width=0.5).train()
@@ -105,6 +112,7 @@ def test_a_nan_in_the_input_reaches_the_logits_as_it_does_eagerly():
     assert torch.isnan(logits).any()  # a ReLU that turned NaN into 0 would hide it
 
 
+@RUNS
 def test_the_fused_path_is_taken_only_for_bf16_training_on_the_cpu():
     calls = []
     model = create_model("sann", 32, 3, 4, width=0.5)
@@ -138,15 +146,17 @@ def test_which_models_the_kernels_fit(name, options, fits):
     assert fused_sann._stages_fit(create_model(name, 64, 3, 4, **options)) is fits
 
 
-def test_compile_model_hands_sann_to_the_kernels_where_this_cpu_has_native_bf16():
-    from harkit.hardware import machine_facts
-
+@pytest.mark.skipif(not has_compiler(), reason="compile_model needs Inductor's C++ compiler")
+def test_compile_model_hands_sann_to_the_kernels_where_this_cpu_runs_them():
     machine = machine_facts()
+    assert fused_sann.native_bf16() is (machine.capability == "AVX512" and machine.avx512_bf16)
     wrapped = compile_model(create_model("sann", 64, 3, 4))
-    assert isinstance(wrapped, fused_sann.FusedTraining) is (machine.avx512 and machine.avx512_bf16)
+    assert isinstance(wrapped, fused_sann.FusedTraining) is (fused_sann.library() is not None)
     assert not isinstance(compile_model(create_model("cnn", 64, 3, 4)), fused_sann.FusedTraining)
+    assert not isinstance(compile_model(create_model("sann", 64, 3, 4), fused=False), fused_sann.FusedTraining)
 
 
+@BUILDS
 def test_the_kernels_are_built_once_into_the_given_folder(tmp_path):
     first = fused_sann._build(tmp_path / "kernels")
     built = first.stat().st_mtime_ns
@@ -158,6 +168,7 @@ def test_the_kernels_are_built_once_into_the_given_folder(tmp_path):
 
 def test_without_a_c_compiler_inductor_compiles_instead(monkeypatch, caplog):
     monkeypatch.setattr(fused_sann, "_compiler", lambda: None)
+    monkeypatch.setattr(fused_sann, "native_bf16", lambda: True)  # as on a CPU that could run them
     monkeypatch.setattr(fused_sann, "_LIBRARY", [])
     monkeypatch.setenv("HARKIT_CACHE_DIR", "/nonexistent/harkit-cache")
     with caplog.at_level(logging.WARNING, logger="harkit.training.fused_sann"):
@@ -166,7 +177,7 @@ def test_without_a_c_compiler_inductor_compiles_instead(monkeypatch, caplog):
     assert "no C compiler" in caplog.text and "Inductor compiles the model instead" in caplog.text
 
 
-@pytest.mark.skipif(not fused_sann.native_bf16(), reason="the kernels train SANN where the CPU has native bf16")
+@RUNS
 def test_a_compiled_bf16_run_trains_every_batch_through_the_kernels(tiny_config, tmp_path, monkeypatch):
     from harkit.datasets import prepare
     from harkit.training.engine import train
@@ -188,3 +199,13 @@ def test_a_compiled_bf16_run_trains_every_batch_through_the_kernels(tiny_config,
     windows = len(prepare("hapt", config.prepare_config(), data_dir=config.data_dir).train)
     assert sum(batches) == windows and max(batches) == config.batch_size
     assert windows % config.batch_size == 0 or batches[-1] == windows % config.batch_size  # the last, smaller one too
+
+
+def test_a_cpu_without_avx512_bf16_never_loads_the_kernels(monkeypatch):
+    monkeypatch.setattr(fused_sann, "native_bf16", lambda: False)
+    monkeypatch.setattr(fused_sann, "_LIBRARY", [])
+    assert fused_sann.library() is None
+    model = create_model("sann", 32, 3, 4, width=0.5).train()
+    assert not fused_sann.applies(model)
+    with pytest.raises(ValueError, match="AVX-512 and bf16"):  # not an illegal instruction
+        _autocast(lambda v: fused_sann.fused_forward(model, v))(torch.randn(2, 32, 3))

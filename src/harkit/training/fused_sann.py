@@ -92,7 +92,9 @@ _LIBRARY: list = []  # [the loaded library, or None where it could not be built]
 
 
 def library() -> ctypes.CDLL | None:
-    """The loaded kernels, or None (logged once) where they cannot be built here."""
+    """The loaded kernels, or None where this CPU cannot run them or they cannot be built (logged once)."""
+    if not _LIBRARY and not native_bf16():
+        _LIBRARY.append(None)  # AVX-512 code would stop the process with an illegal instruction
     if not _LIBRARY:
         from harkit.datasets.download import default_cache_dir
 
@@ -125,8 +127,10 @@ class _StageTail(torch.autograd.Function):
     def forward(ctx, source, weight, bias, att, gamma, beta, norm, geometry, last):
         lib, threads = library(), torch.get_num_threads()
         batch, length, width, channels, _ = geometry
-        if channels % BLOCK or lib is None:  # the kernels would read and write past the rows
-            raise ValueError(f"SANN's fused kernels need built kernels and a multiple of {BLOCK} channels")
+        if channels % BLOCK or lib is None:  # the kernels would run past the rows, or stop the process
+            raise ValueError(
+                f"SANN's fused kernels need a CPU with AVX-512 and bf16, a build, and a multiple of {BLOCK} channels"
+            )
         first = source.dtype != _bf16
         taps = weight.detach().reshape(channels, 3).t().contiguous() if first else None
         bias, att, gamma, beta = (t.detach().float().contiguous() for t in (bias, att, gamma, beta))
@@ -229,7 +233,7 @@ def _stages_fit(model: nn.Module) -> bool:
 def applies(model: nn.Module) -> bool:
     """Whether SANN's fused kernels can train `model` here: its shape, a CPU with native bf16, and a build."""
     on_cpu = all(parameter.device.type == "cpu" for parameter in model.parameters())
-    return on_cpu and native_bf16() and _stages_fit(model) and library() is not None
+    return on_cpu and _stages_fit(model) and library() is not None
 
 
 def native_bf16() -> bool:
