@@ -11,7 +11,7 @@ as eager bf16 autocast's, closer for most parameters (`tests/training/test_fused
 
 Against Inductor's graph of the same step (`compile.py`) on a 2-core AMD EPYC with avx512_bf16, batch 128 of
 HAPT's windows: 91.5 ms a step against 107.1 ms, and 173.0 ms eager (`python benchmarks/compile_speed.py
---models sann --precision bf16`); whole epochs 2.85x the article's recipe against 2.29-2.56x
+--models sann --precision bf16`); whole epochs 2.85x and 2.91x the article's recipe against 2.29-2.56x
 (`benchmarks/train_speed.py`). The matrix products are three quarters of a step (64 of 82 ms in a fast phase of
 the VM), the kernels about 11 ms.
 It applies where PyTorch runs AVX-512 kernels and the CPU has avx512_bf16, to SANN with the published stage
