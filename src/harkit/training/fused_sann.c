@@ -167,7 +167,10 @@ static void merge_moments(int64_t C, double count, double part_count, float *int
 }
 
 /* First pass: a, s, and the batch's mean and biased variance of z * s per channel. */
-void stage_statistics(Stage st, float *mean, float *var, int threads) {
+/* The exported passes return 0, or 1 where their working memory could not be allocated (nothing is written then
+   that the caller keeps). */
+
+int stage_statistics(Stage st, float *mean, float *var, int threads) {
     const int64_t C = st.channels, rows = st.length * st.width;
     float sums[4] = {0.0f, 0.0f, 0.0f, 0.0f}; /* over channels: the bias, and the first stage's three taps */
     for (int64_t c = 0; c < C; c++) {
@@ -176,20 +179,33 @@ void stage_statistics(Stage st, float *mean, float *var, int threads) {
     }
     float *parts = calloc((size_t)threads * 2 * C, sizeof(float));
     int64_t *counts = calloc((size_t)threads, sizeof(int64_t));
-#pragma omp parallel num_threads(threads)
+    int failed = 0;
+    if (!parts || !counts) {
+        free(parts);
+        free(counts);
+        return 1;
+    }
+#pragma omp parallel num_threads(threads) reduction(| : failed)
     {
         const int id = omp_get_thread_num();
         float *sample = malloc((size_t)2 * C * sizeof(float));
         Row *row = malloc((size_t)rows * sizeof(Row));
         float *tmean = parts + (size_t)id * 2 * C, *tm2 = tmean + C;
+        failed = !sample || !row;
 #pragma omp for schedule(static)
         for (int64_t b = 0; b < st.batch; b++) {
+            if (failed) continue;
             sample_moments(&st, b, sums, row, sample, sample + C);
             merge_moments(C, (double)counts[id], (double)rows, tmean, tm2, sample, sample + C);
             counts[id] += rows;
         }
         free(sample);
         free(row);
+    }
+    if (failed) {
+        free(parts);
+        free(counts);
+        return 1;
     }
     for (int64_t c = 0; c < C; c++) mean[c] = 0.0f, var[c] = 0.0f;
     int64_t count = 0;
@@ -202,6 +218,7 @@ void stage_statistics(Stage st, float *mean, float *var, int threads) {
     for (int64_t c = 0; c < C; c++) var[c] /= (float)count;
     free(parts);
     free(counts);
+    return 0;
 }
 
 /* One sample: o = relu(z * s * scale + shift) written as the next stage's columns
@@ -273,24 +290,33 @@ static void sample_gradient_sums(const Stage *st, const uint16_t *dcolumns, cons
 }
 
 /* First pass: per channel, the sums of the ReLU-masked gradient g and of g * (z * s - mean). */
-void stage_gradient_sums(Stage st, const uint16_t *dcolumns, const float *dpooled, float *sum_g, float *sum_gd,
-                         int threads) {
+int stage_gradient_sums(Stage st, const uint16_t *dcolumns, const float *dpooled, float *sum_g, float *sum_gd,
+                        int threads) {
     const int64_t C = st.channels, rows = st.length * st.width;
     float *parts = calloc((size_t)threads * 2 * C, sizeof(float));
-#pragma omp parallel num_threads(threads)
+    int failed = 0;
+    if (!parts) return 1;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
     {
         float *part = parts + (size_t)omp_get_thread_num() * 2 * C;
         Row *row = malloc((size_t)rows * sizeof(Row));
         Gradient *grad = malloc((size_t)rows * sizeof(Gradient));
+        failed = !row || !grad;
 #pragma omp for schedule(static)
-        for (int64_t b = 0; b < st.batch; b++) sample_gradient_sums(&st, dcolumns, dpooled, b, row, grad, part, part + C);
+        for (int64_t b = 0; b < st.batch; b++)
+            if (!failed) sample_gradient_sums(&st, dcolumns, dpooled, b, row, grad, part, part + C);
         free(row);
         free(grad);
+    }
+    if (failed) {
+        free(parts);
+        return 1;
     }
     for (int64_t c = 0; c < C; c++) sum_g[c] = 0.0f, sum_gd[c] = 0.0f;
     for (int i = 0; i < threads; i++)
         for (int64_t c = 0; c < C; c++) sum_g[c] += parts[(size_t)i * 2 * C + c], sum_gd[c] += parts[(size_t)i * 2 * C + C + c];
     free(parts);
+    return 0;
 }
 
 /* One sample. `scratch` has room for the rows' Row and Gradient and rows * (channels + 18) floats; `part` is the
@@ -357,17 +383,25 @@ static void sample_input_gradient(const Stage *st, const uint16_t *dcolumns, con
 /* Second pass. du = scale * g - k1 * (u - mean) + k0 is batch norm's input gradient (k1, k0 per channel, from the
    first pass's sums); then the attention's and the bias's. Writes dy (bf16 [rows, channels]) or, for the first
    stage, the convolution's weight gradient dtaps [3, channels]; dbias [channels]; datt [4]. */
-void stage_input_gradient(Stage st, const uint16_t *dcolumns, const float *dpooled, const float *k1, const float *k0,
-                          uint16_t *dy, float *dtaps, float *dbias, float *datt, int threads) {
+int stage_input_gradient(Stage st, const uint16_t *dcolumns, const float *dpooled, const float *k1, const float *k0,
+                         uint16_t *dy, float *dtaps, float *dbias, float *datt, int threads) {
     const int64_t C = st.channels, rows = st.length * st.width, per_thread = 4 * C + 4;
     float *parts = calloc((size_t)threads * per_thread, sizeof(float));
-#pragma omp parallel num_threads(threads)
+    int failed = 0;
+    if (!parts) return 1;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
     {
         void *scratch = malloc((size_t)rows * ((C + 18) * sizeof(float) + sizeof(Row) + sizeof(Gradient)));
         float *part = parts + (size_t)omp_get_thread_num() * per_thread;
+        failed = !scratch;
 #pragma omp for schedule(static)
-        for (int64_t b = 0; b < st.batch; b++) sample_input_gradient(&st, dcolumns, dpooled, k1, k0, b, scratch, dy, part);
+        for (int64_t b = 0; b < st.batch; b++)
+            if (!failed) sample_input_gradient(&st, dcolumns, dpooled, k1, k0, b, scratch, dy, part);
         free(scratch);
+    }
+    if (failed) {
+        free(parts);
+        return 1;
     }
     for (int64_t c = 0; c < C; c++) dbias[c] = 0.0f;
     if (dtaps)
@@ -381,4 +415,5 @@ void stage_input_gradient(Stage st, const uint16_t *dcolumns, const float *dpool
         for (int k = 0; k < 4; k++) datt[k] += part[4 * C + k];
     }
     free(parts);
+    return 0;
 }

@@ -101,16 +101,21 @@ def library() -> ctypes.CDLL | None:
         try:
             lib = ctypes.CDLL(str(_build(default_cache_dir() / "kernels")))
             pointers = {"stage_statistics": 2, "stage_output": 2, "stage_gradient_sums": 4, "stage_input_gradient": 8}
-            for name, count in pointers.items():  # checked calls: (Stage, pointers..., threads) -> void
+            for name, count in pointers.items():  # checked calls: (Stage, pointers..., threads) -> status
                 function = getattr(lib, name)
                 function.argtypes = [_Stage, *[ctypes.c_void_p] * count, ctypes.c_int]
-                function.restype = None
+                function.restype = None if name == "stage_output" else ctypes.c_int
             _LIBRARY.append(lib)
         except (OSError, AttributeError, subprocess.CalledProcessError) as error:
             detail = getattr(error, "stderr", "") or error
             log.warning("SANN's fused kernels could not be built (%s); Inductor compiles the model instead", detail)
             _LIBRARY.append(None)
     return _LIBRARY[0]
+
+
+def _check(status: int) -> None:
+    if status:
+        raise MemoryError("SANN's fused kernels could not allocate their working memory")
 
 
 def _stage_struct(geometry, source, taps, bias, att, scale=None, shift=None, mean=None, a=None, s=None) -> _Stage:
@@ -139,7 +144,7 @@ class _StageTail(torch.autograd.Function):
         s = torch.empty(rows)
         mean, var = torch.empty(channels), torch.empty(channels)
         stage = _stage_struct(geometry, source, taps, bias, att, a=a, s=s)
-        lib.stage_statistics(stage, _pointer(mean), _pointer(var), threads)
+        _check(lib.stage_statistics(stage, _pointer(mean), _pointer(var), threads))
         invstd = torch.rsqrt(var + norm.eps)
         scale = gamma * invstd
         shift = beta - mean * scale
@@ -170,7 +175,7 @@ class _StageTail(torch.autograd.Function):
         dpooled = grad.float().contiguous() if ctx.last else None
         sum_g, sum_gd = torch.empty(channels), torch.empty(channels)
         gradient = (_pointer(dcolumns), _pointer(dpooled))
-        lib.stage_gradient_sums(stage, *gradient, _pointer(sum_g), _pointer(sum_gd), threads)
+        _check(lib.stage_gradient_sums(stage, *gradient, _pointer(sum_g), _pointer(sum_gd), threads))
         rows = batch * length * width
         k1 = scale * invstd * invstd * sum_gd / rows
         k0 = -scale * sum_g / rows
@@ -178,7 +183,7 @@ class _StageTail(torch.autograd.Function):
         dtaps = torch.empty(3, channels) if first else None
         dbias, datt = torch.empty(channels), torch.empty(4)
         outputs = (_pointer(dy), _pointer(dtaps), _pointer(dbias), _pointer(datt))
-        lib.stage_input_gradient(stage, *gradient, _pointer(k1), _pointer(k0), *outputs, threads)
+        _check(lib.stage_input_gradient(stage, *gradient, _pointer(k1), _pointer(k0), *outputs, threads))
         dweight = dtaps.t().reshape(channels, 1, 3, 1) if first else None
         return dy, dweight, dbias, datt, invstd * sum_gd, sum_g, None, None, None
 
