@@ -12,8 +12,8 @@ as eager bf16 autocast's, closer for most parameters (`tests/training/test_fused
 Against Inductor's graph of the same step (`compile.py`) on a 2-core AMD EPYC with avx512_bf16, batch 128 of
 HAPT's windows: 91.5 ms a step against 107.1 ms, and 173.0 ms eager (`python benchmarks/compile_speed.py
 --models sann --precision bf16`); whole epochs 2.85x and 2.91x the article's recipe against 2.29-2.56x
-(`benchmarks/train_speed.py`). The matrix products are three quarters of a step (64 of 82 ms in a fast phase of
-the VM), the kernels about 11 ms.
+(`benchmarks/train_speed.py`). Of an 80 ms step, the matrix products take about 66 ms, the kernels 12 ms, and
+Python, autograd and the optimizer under 3 ms.
 It applies where PyTorch runs AVX-512 kernels and the CPU has avx512_bf16, to SANN with the published stage
 shapes and channel counts that are multiples of 16, in training mode under bf16 autocast; `compile_model`
 hands everything else to Inductor. The kernels are built once with the C compiler (`$CC`, else `cc`) into
