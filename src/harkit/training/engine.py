@@ -622,13 +622,14 @@ def _train(
         start_epoch = config.epochs + 1
     # The compiled module shares its parameters with `model`; a last, smaller batch runs eagerly instead of
     # compiling a second graph for its shape, unless SANN's fused kernels train it (they take any batch).
-    compiled, any_batch = trained, False
+    compiled, any_batch = trained, lambda x: False
     if use_compile:
         from harkit.training.compile import compile_model  # imports Inductor: 2 s
         from harkit.training.fused_sann import FusedTraining
 
         compiled = compile_model(trained)
-        any_batch = isinstance(compiled, FusedTraining) and precision == "bf16"
+        if isinstance(compiled, FusedTraining):
+            any_batch = compiled.fuses
     # Each process takes every world-th window of the shared order and a batch of batch_size / world, so a
     # step sees the same windows as one process with batch_size would.
     batch_size = max(1, config.batch_size // group.world)
@@ -652,7 +653,7 @@ def _train(
                     xb = augment(xb)
                 try:
                     with autocast:
-                        logits = (compiled if any_batch or len(yb) == batch_size else trained)(xb)
+                        logits = (compiled if len(yb) == batch_size or any_batch(xb) else trained)(xb)
                         loss = criterion(logits.float(), yb) + _penalty(model, config.l1, config.l2)
                 except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
                     cpu_exhausted = "can't allocate memory" in str(error)  # the CPU allocator's RuntimeError

@@ -63,16 +63,14 @@ static inline float input_at(const Stage *st, int64_t b, int64_t t, int64_t w) {
     return (t >= 0 && t < st->in_length) ? st->x[(b * st->in_length + t) * st->width + w] : 0.0f;
 }
 
+static inline Row row_at(const Stage *st, int64_t b, int64_t t, int64_t w) {
+    if (st->y) return (Row){st->y + ((b * st->length + t) * st->width + w) * st->channels, 0.0f, 0.0f, 0.0f};
+    return (Row){NULL, input_at(st, b, 2 * t - 1, w), input_at(st, b, 2 * t, w), input_at(st, b, 2 * t + 1, w)};
+}
+
 static void sample_rows(const Stage *st, int64_t b, Row *row) {
-    const int64_t T = st->length, W = st->width;
-    for (int64_t t = 0; t < T; t++)
-        for (int64_t w = 0; w < W; w++) {
-            Row *r = &row[t * W + w];
-            r->y = st->y ? st->y + ((b * T + t) * W + w) * st->channels : NULL;
-            r->x0 = st->y ? 0.0f : input_at(st, b, 2 * t - 1, w);
-            r->x1 = st->y ? 0.0f : input_at(st, b, 2 * t, w);
-            r->x2 = st->y ? 0.0f : input_at(st, b, 2 * t + 1, w);
-        }
+    for (int64_t t = 0; t < st->length; t++)
+        for (int64_t w = 0; w < st->width; w++) row[t * st->width + w] = row_at(st, b, t, w);
 }
 
 static void sample_gradients(const Stage *st, const uint16_t *dcolumns, const float *dpooled, int64_t b,
@@ -238,8 +236,7 @@ static void sample_output(const Stage *st, int64_t b, uint16_t *columns, float *
     }
     for (int64_t t = 0; t < T; t++)
         for (int64_t w = 0; w < W; w++) {
-            const Row row = {st->y ? st->y + ((b * T + t) * W + w) * C : NULL, st->y ? 0.0f : input_at(st, b, 2 * t - 1, w),
-                             st->y ? 0.0f : input_at(st, b, 2 * t, w), st->y ? 0.0f : input_at(st, b, 2 * t + 1, w)};
+            const Row row = row_at(st, b, t, w);
             const __m512 s = _mm512_set1_ps(attention[t * W + w]);
             const int64_t tn = t / 2;
             uint16_t *here = columns ? columns + ((b * next + tn) * W + w) * 3 * C + (t % 2 ? 2 * C : C) : NULL;

@@ -277,8 +277,9 @@ class FusedTraining:
     def __init__(self, model: nn.Module, other: Callable[[torch.Tensor], torch.Tensor]) -> None:
         self.model, self.other = model, other
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        fused = (
+    def fuses(self, x: torch.Tensor) -> bool:
+        """Whether `x` goes through the kernels (which take any batch size) rather than `other`."""
+        return bool(
             self.model.training
             and x.dim() == 3
             and x.shape[2] == self.model.pool.output_size[1]  # else the pool averages over channels too
@@ -287,4 +288,6 @@ class FusedTraining:
             and torch.is_autocast_enabled("cpu")
             and torch.get_autocast_dtype("cpu") == _bf16
         )
-        return fused_forward(self.model, x) if fused else self.other(x)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return fused_forward(self.model, x) if self.fuses(x) else self.other(x)
